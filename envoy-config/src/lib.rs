@@ -1,0 +1,1 @@
+//! The generator: documented YAML configs in, envoy.yaml (and Istio manifests, Prometheus rules) out.

@@ -1,0 +1,5 @@
+//! `tollgate-config`: the generator's command line.
+fn main() {
+    eprintln!("tollgate-config: not built yet");
+    std::process::exit(2);
+}

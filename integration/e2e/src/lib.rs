@@ -1,0 +1,1 @@
+//! Test support for running a real Envoy.

@@ -1,0 +1,1 @@
+//! A proxy-wasm host on wasmtime, behaving like Envoy 1.40.
