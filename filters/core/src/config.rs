@@ -1,0 +1,102 @@
+//! The JSON plugin configurations of the filters.
+//!
+//! These types are the contract between the generator (`envoy-config`, which serializes them
+//! into envoy.yaml) and the filters (which parse them in `on_configure`). Both sides use these
+//! exact types, so the contract cannot drift.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default cap on a request body the router buffers to read the model (Envoy's default buffer limit).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Configuration of the downstream router role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Largest request body the router accepts; larger ones get a 413 in the OpenAI format.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Requested model (or alias) -> backend name. Empty: the route alone picks the backend.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+    /// When true, a model missing from `models` is answered with a 404 `model_not_found`.
+    #[serde(default)]
+    pub require_known_model: bool,
+    /// Request header the router sets to the chosen backend; the generated routes match on it.
+    #[serde(default = "default_backend_header")]
+    pub backend_header: String,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            models: BTreeMap::new(),
+            require_known_model: false,
+            backend_header: default_backend_header(),
+        }
+    }
+}
+
+fn default_max_request_bytes() -> usize {
+    DEFAULT_MAX_REQUEST_BYTES
+}
+
+fn default_backend_header() -> String {
+    "x-tollgate-backend".to_string()
+}
+
+/// Which wire format a provider speaks. Ollama is `openai` (its OpenAI-compatible `/v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI chat completions (also Ollama and other OpenAI-compatible servers).
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Google Gemini generateContent.
+    Gemini,
+}
+
+/// Configuration of the upstream adapter role: one per cluster (= one Backend).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterConfig {
+    /// Name of the Backend this cluster was generated from.
+    pub backend: String,
+    /// Every provider of the Backend; each is one endpoint of the cluster, and the endpoint's
+    /// metadata `filter_metadata.tollgate.provider` holds the provider's `name`.
+    pub providers: Vec<ProviderEndpoint>,
+}
+
+/// One provider endpoint, as the adapter needs it to rewrite a request for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEndpoint {
+    /// The provider's name in the Backend (e.g. `gemini-flash`); unique within the Backend.
+    pub name: String,
+    /// Wire format it speaks.
+    pub kind: ProviderKind,
+    /// Model to ask for; `None` keeps the client's model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Replace the client's model with `model` (the guide's behaviour) or keep the client's.
+    #[serde(default = "default_true")]
+    pub override_model: bool,
+    /// Value for `:authority` (host, plus `:port` when not the scheme's default).
+    pub authority: String,
+    /// Path prefix before the provider's API path (e.g. `` for api.openai.com, which serves `/v1/...`).
+    #[serde(default)]
+    pub path_prefix: String,
+    /// API key; `None` sends no credentials (e.g. a local Ollama). Never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Anthropic's `anthropic-version` header.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,1 @@
+//! Fixture filters for the host-vs-Envoy differential tests.
