@@ -2,6 +2,18 @@
 //!
 //! The filter crates are thin adapters from proxy-wasm callbacks to this crate, so what is
 //! tested here natively (and on wasm32 with `wasm-bindgen-test`) is what runs in Envoy.
+//!
+//! Translation: [`request`] is the router's one pass over the client's body; [`translate`] is
+//! the adapter's per-attempt facade over the provider modules [`openai`], [`anthropic`] and
+//! [`gemini`], which share [`sse`], [`usage`] and [`errors`].
 
+pub mod anthropic;
 pub mod config;
+pub mod errors;
+pub mod gemini;
+pub mod openai;
 pub mod plugin_config;
+pub mod request;
+pub mod sse;
+pub mod translate;
+pub mod usage;

@@ -16,7 +16,9 @@ pub enum PluginConfigError {
 }
 
 /// Parses a filter's plugin configuration; an empty configuration means the filter's defaults.
-pub fn parse_plugin_config<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, PluginConfigError> {
+pub fn parse_plugin_config<T: DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, PluginConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

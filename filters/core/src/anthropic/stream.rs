@@ -1,0 +1,316 @@
+//! Anthropic Messages SSE -> OpenAI chat-completion chunks, chunk by chunk.
+//!
+//! A state machine over Anthropic's events: `message_start` opens the OpenAI stream with the
+//! assistant role, content deltas become content or tool-call deltas, `message_delta` carries
+//! the finish reason, and `message_stop` ends with the usage chunk and `data: [DONE]`.
+
+use crate::anthropic::finish_reason::finish_reason;
+use crate::anthropic::response::AnthropicUsage;
+use crate::config::ProviderKind;
+use crate::errors::translate_error_body;
+use crate::openai::response::{
+    write_sse_data, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, SSE_DONE,
+};
+use crate::sse::{SseEvent, SseParser};
+use crate::translate::ResponseContext;
+use crate::usage::TokenUsage;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// Translates an Anthropic event stream into an OpenAI one as its bytes arrive.
+#[derive(Debug)]
+pub struct AnthropicStreamTranslator {
+    parser: SseParser,
+    state: StreamState,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    id: String,
+    model: String,
+    created: u64,
+    /// Anthropic content-block index -> OpenAI tool-call index, for tool_use blocks.
+    tool_blocks: Vec<(u32, u32)>,
+    next_tool_index: u32,
+    usage: TokenUsage,
+    /// Anthropic's input, cache-read and cache-write counts, which arrive separately.
+    input_parts: (u64, u64, u64),
+    finish_reason: Option<&'static str>,
+    done: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event<'a> {
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockStart {
+        index: u32,
+        #[serde(borrow)]
+        content_block: StartBlock<'a>,
+    },
+    ContentBlockDelta {
+        index: u32,
+        #[serde(borrow)]
+        delta: BlockDelta<'a>,
+    },
+    MessageDelta {
+        delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<AnthropicUsage>,
+    },
+    MessageStop,
+    Error {},
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock<'a> {
+    Text {
+        #[serde(borrow, default)]
+        text: Cow<'a, str>,
+    },
+    ToolUse {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta<'a> {
+    TextDelta {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    InputJsonDelta {
+        #[serde(borrow)]
+        partial_json: Cow<'a, str>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct MessageDeltaBody {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+impl AnthropicStreamTranslator {
+    /// A translator for one response.
+    pub fn new(context: &ResponseContext) -> Self {
+        Self {
+            parser: SseParser::new(),
+            state: StreamState {
+                id: context.fallback_id.clone(),
+                model: context.model.clone(),
+                created: context.created,
+                tool_blocks: Vec::new(),
+                next_tool_index: 0,
+                usage: TokenUsage::default(),
+                input_parts: (0, 0, 0),
+                finish_reason: None,
+                done: false,
+            },
+        }
+    }
+
+    /// Translates a chunk of upstream bytes, appending OpenAI SSE bytes to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let state = &mut self.state;
+        self.parser.push(chunk, |event| state.on_event(event, out));
+    }
+
+    /// Ends the stream. If the upstream closed after its finish reason without `message_stop`,
+    /// the usage chunk and `[DONE]` are still sent; a stream cut earlier is left unterminated so
+    /// the client can tell it was cut.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let state = &mut self.state;
+        self.parser.finish(|event| state.on_event(event, out));
+        if !state.done && state.finish_reason.is_some() {
+            state.end(out);
+        }
+    }
+
+    /// Token usage seen so far (complete once the stream ended).
+    pub fn usage(&self) -> TokenUsage {
+        self.state.usage
+    }
+}
+
+impl StreamState {
+    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        let Ok(parsed) = serde_json::from_str::<Event<'_>>(event.data) else {
+            return; // an event we cannot read carries nothing we could translate
+        };
+        match parsed {
+            Event::MessageStart { message } => {
+                if let Some(id) = message.id {
+                    self.id = id;
+                }
+                if let Some(model) = message.model {
+                    self.model = model;
+                }
+                if let Some(usage) = &message.usage {
+                    usage.apply_to(&mut self.usage, &mut self.input_parts);
+                }
+                let delta = Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                    ..Delta::default()
+                };
+                self.write_delta(out, delta, None);
+            }
+            Event::ContentBlockStart {
+                index,
+                content_block,
+            } => match content_block {
+                StartBlock::Text { text } if !text.is_empty() => {
+                    self.write_delta(
+                        out,
+                        Delta {
+                            content: Some(&text),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+                StartBlock::ToolUse { id, name } => {
+                    let tool_index = self.next_tool_index;
+                    self.next_tool_index += 1;
+                    self.tool_blocks.push((index, tool_index));
+                    let call = ToolCallDelta {
+                        index: tool_index,
+                        id: Some(&id),
+                        kind: Some("function"),
+                        function: FunctionDelta {
+                            name: Some(&name),
+                            arguments: "",
+                        },
+                    };
+                    self.write_delta(
+                        out,
+                        Delta {
+                            tool_calls: vec![call],
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+                _ => {}
+            },
+            Event::ContentBlockDelta { index, delta } => match delta {
+                BlockDelta::TextDelta { text } => {
+                    self.write_delta(
+                        out,
+                        Delta {
+                            content: Some(&text),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+                BlockDelta::InputJsonDelta { partial_json } => {
+                    let Some(&(_, tool_index)) =
+                        self.tool_blocks.iter().find(|(block, _)| *block == index)
+                    else {
+                        return;
+                    };
+                    let call = ToolCallDelta {
+                        index: tool_index,
+                        id: None,
+                        kind: None,
+                        function: FunctionDelta {
+                            name: None,
+                            arguments: &partial_json,
+                        },
+                    };
+                    self.write_delta(
+                        out,
+                        Delta {
+                            tool_calls: vec![call],
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+                BlockDelta::Other => {}
+            },
+            Event::MessageDelta { delta, usage } => {
+                if let Some(usage) = &usage {
+                    usage.apply_to(&mut self.usage, &mut self.input_parts);
+                }
+                let reason = delta.stop_reason.as_deref().map_or("stop", finish_reason);
+                self.finish_reason = Some(reason);
+                self.write_delta(out, Delta::default(), Some(reason));
+            }
+            Event::MessageStop => self.end(out),
+            Event::Error {} => {
+                let body =
+                    translate_error_body(ProviderKind::Anthropic, 500, event.data.as_bytes());
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&body);
+                out.extend_from_slice(b"\n\n");
+                out.extend_from_slice(SSE_DONE);
+                self.done = true;
+            }
+            Event::Other => {}
+        }
+    }
+
+    fn write_delta(
+        &self,
+        out: &mut Vec<u8>,
+        delta: Delta<'_>,
+        finish_reason: Option<&'static str>,
+    ) {
+        let chunk = ChatCompletionChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+            }],
+            usage: None,
+        };
+        write_sse_data(out, &chunk);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let chunk = ChatCompletionChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: Vec::new(),
+            usage: Some(self.usage.to_openai()),
+        };
+        write_sse_data(out, &chunk);
+        out.extend_from_slice(SSE_DONE);
+        self.done = true;
+    }
+}

@@ -1,0 +1,423 @@
+//! The router's one pass over a client's chat-completions body: what it asks for (model,
+//! stream), whether it is well-formed, and the one edit the gateway makes to it.
+//!
+//! The body is parsed once into borrowed raw slices, so the edits (forcing
+//! `stream_options.include_usage`, replacing `model`) are splices into the original bytes:
+//! key order, number spelling and whitespace of everything else stay exactly as the client
+//! sent them.
+
+use crate::config::RouterConfig;
+use crate::errors::GatewayError;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Name of the filter-state property the router publishes its [`RequestSummary`] under.
+pub const REQUEST_SUMMARY_PROPERTY: &str = "tollgate_request";
+
+/// What the router learned about a request, published for the other filters (cache, budget,
+/// metrics, adapter) so none of them re-parses the body to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    /// The model the client asked for (empty when it named none).
+    pub model: String,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// The backend the router chose from the model, if the model decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+/// The result of inspecting a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InspectedRequest {
+    /// The model the client asked for.
+    pub model: Option<String>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// The body to send on, when the gateway had to change it (`None`: send it unchanged).
+    pub rewritten_body: Option<Vec<u8>>,
+}
+
+/// The top-level fields the gateway looks at, as raw slices of the client's bytes.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    stream_options: Option<&'a RawValue>,
+}
+
+/// Keeps a present field even when it is `null`, so its position is known.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The shape every message must have: an object with a string `role`.
+#[derive(Deserialize)]
+struct MessageProbe {
+    #[allow(dead_code)]
+    role: String,
+}
+
+/// Rejects a body over the limit before it is parsed.
+pub fn check_size(size: usize, limit: usize) -> Result<(), GatewayError> {
+    if size > limit {
+        Err(GatewayError::BodyTooLarge { size, limit })
+    } else {
+        Ok(())
+    }
+}
+
+/// Validates a client's body and forces `stream_options.include_usage: true` on streams.
+pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedRequest, GatewayError> {
+    check_size(body.len(), limit)?;
+    let fields = parse_probe(body)?;
+    let model = read_model(&fields)?;
+    match fields.messages.filter(|m| m.get() != "null") {
+        None => return Err(GatewayError::invalid("Missing required parameter: 'messages'.", Some("messages"))),
+        Some(raw) => match serde_json::from_str::<Vec<MessageProbe>>(raw.get()) {
+            Ok(messages) if !messages.is_empty() => {}
+            Ok(_) => return Err(GatewayError::invalid("'messages' must not be empty.", Some("messages"))),
+            Err(_) => {
+                return Err(GatewayError::invalid(
+                    "Invalid type for 'messages': expected an array of message objects, each with a string 'role'.",
+                    Some("messages"),
+                ))
+            }
+        },
+    }
+    let stream = read_stream(&fields)?;
+    let mut splices = Vec::new();
+    if stream {
+        splices.extend(include_usage_splice(body, &fields)?);
+    }
+    let rewritten_body = if splices.is_empty() {
+        None
+    } else {
+        Some(apply_splices(body, splices))
+    };
+    Ok(InspectedRequest {
+        model,
+        stream,
+        rewritten_body,
+    })
+}
+
+/// Reads a body bound for an OpenAI-compatible provider: `model` replaced when
+/// `model_override` is given, `include_usage` forced on streams. `model` in the result is the
+/// client's; `rewritten_body` is `None` when nothing needed to change.
+pub fn openai_upstream_body(
+    body: &[u8],
+    model_override: Option<&str>,
+) -> Result<InspectedRequest, GatewayError> {
+    let fields = parse_probe(body)?;
+    let model = read_model(&fields)?;
+    let stream = read_stream(&fields)?;
+    let mut splices = Vec::new();
+    if let Some(new_model) = model_override.filter(|m| Some(*m) != model.as_deref()) {
+        let json = Value::String(new_model.to_string()).to_string();
+        match fields.model {
+            Some(raw) => splices.push(replace_raw(body, raw, json)?),
+            None => splices.push(insert_first_field(body, format!("\"model\":{json},"))?),
+        }
+    }
+    if stream {
+        splices.extend(include_usage_splice(body, &fields)?);
+    }
+    let rewritten_body = if splices.is_empty() {
+        None
+    } else {
+        Some(apply_splices(body, splices))
+    };
+    Ok(InspectedRequest {
+        model,
+        stream,
+        rewritten_body,
+    })
+}
+
+/// Picks the backend for a model from the router's model map (aliases are just more keys).
+///
+/// `Ok(None)`: the route alone decides. An unknown or missing model is a 404 only when the
+/// configuration requires a known model.
+pub fn backend_for_model<'c>(
+    config: &'c RouterConfig,
+    model: Option<&str>,
+) -> Result<Option<&'c str>, GatewayError> {
+    if config.models.is_empty() {
+        return Ok(None);
+    }
+    match model.and_then(|m| config.models.get(m)) {
+        Some(backend) => Ok(Some(backend.as_str())),
+        None if config.require_known_model => {
+            Err(GatewayError::ModelNotFound(model.unwrap_or("").to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn parse_probe(body: &[u8]) -> Result<Probe<'_>, GatewayError> {
+    // A serde struct also accepts a JSON array (as a tuple); the body must be an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(GatewayError::invalid(
+            "The request body must be a JSON object.",
+            None,
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        GatewayError::invalid(
+            format!("We could not parse the JSON body of your request: {e}. (HINT: the body must be valid JSON.)"),
+            None,
+        )
+    })
+}
+
+fn read_model(fields: &Probe<'_>) -> Result<Option<String>, GatewayError> {
+    match fields.model.filter(|m| m.get() != "null") {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| {
+                GatewayError::invalid(
+                    "Invalid type for 'model': expected a string.",
+                    Some("model"),
+                )
+            }),
+    }
+}
+
+fn read_stream(fields: &Probe<'_>) -> Result<bool, GatewayError> {
+    match fields.stream.filter(|s| s.get() != "null") {
+        None => Ok(false),
+        Some(raw) => serde_json::from_str::<bool>(raw.get()).map_err(|_| {
+            GatewayError::invalid(
+                "Invalid type for 'stream': expected a boolean.",
+                Some("stream"),
+            )
+        }),
+    }
+}
+
+/// The splice that makes `stream_options.include_usage` true, if it is not already.
+fn include_usage_splice(body: &[u8], fields: &Probe<'_>) -> Result<Option<Splice>, GatewayError> {
+    let Some(raw) = fields.stream_options else {
+        return insert_first_field(
+            body,
+            r#""stream_options":{"include_usage":true},"#.to_string(),
+        )
+        .map(Some);
+    };
+    let mut options = match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Object(map)) => map,
+        Ok(Value::Null) => Map::new(),
+        _ => {
+            return Err(GatewayError::invalid(
+                "Invalid type for 'stream_options': expected an object.",
+                Some("stream_options"),
+            ))
+        }
+    };
+    if options.get("include_usage") == Some(&Value::Bool(true)) {
+        return Ok(None);
+    }
+    options.insert("include_usage".into(), Value::Bool(true));
+    replace_raw(body, raw, Value::Object(options).to_string()).map(Some)
+}
+
+/// Replace `body[start..end]` with `text`.
+struct Splice {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+fn replace_raw(body: &[u8], raw: &RawValue, text: String) -> Result<Splice, GatewayError> {
+    let start = (raw.get().as_ptr() as usize)
+        .checked_sub(body.as_ptr() as usize)
+        .filter(|s| s + raw.get().len() <= body.len())
+        .ok_or_else(|| GatewayError::invalid("The request body could not be rewritten.", None))?;
+    Ok(Splice {
+        start,
+        end: start + raw.get().len(),
+        text,
+    })
+}
+
+/// Inserts `field` (ending with a comma) right after the object's opening brace; only used on
+/// bodies that have other fields (`messages` at least).
+fn insert_first_field(body: &[u8], field: String) -> Result<Splice, GatewayError> {
+    let brace = body
+        .iter()
+        .position(|&b| b == b'{')
+        .ok_or_else(|| GatewayError::invalid("The request body must be a JSON object.", None))?;
+    let after = body[brace + 1..].iter().find(|b| !b.is_ascii_whitespace());
+    let text = if after == Some(&b'}') {
+        field.trim_end_matches(',').to_string()
+    } else {
+        field
+    };
+    Ok(Splice {
+        start: brace + 1,
+        end: brace + 1,
+        text,
+    })
+}
+
+fn apply_splices(body: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
+    splices.sort_by_key(|s| s.start);
+    let extra: usize = splices.iter().map(|s| s.text.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut at = 0;
+    for splice in splices {
+        out.extend_from_slice(&body[at..splice.start]);
+        out.extend_from_slice(splice.text.as_bytes());
+        at = splice.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const LIMIT: usize = 1 << 20;
+
+    fn rewritten(body: &str) -> String {
+        let inspected = inspect_chat_request(body.as_bytes(), LIMIT).unwrap();
+        String::from_utf8(
+            inspected
+                .rewritten_body
+                .unwrap_or_else(|| body.as_bytes().to_vec()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn streams_get_include_usage_and_nothing_else_changes() {
+        let cases = [
+            (
+                r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+                r#"{"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.70}"#,
+            ),
+            (
+                r#"{"stream":true, "stream_options": {"include_usage": false}, "messages":[{"role":"user"}]}"#,
+                r#"{"stream":true, "stream_options": {"include_usage":true}, "messages":[{"role":"user"}]}"#,
+            ),
+            (
+                r#"{"stream":true,"stream_options":null,"messages":[{"role":"user"}]}"#,
+                r#"{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user"}]}"#,
+            ),
+            (
+                r#"{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user"}]}"#,
+                r#"{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user"}]}"#,
+            ),
+            (
+                r#"{"stream":false,"messages":[{"role":"user"}],"n":1.0e0}"#,
+                r#"{"stream":false,"messages":[{"role":"user"}],"n":1.0e0}"#,
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(rewritten(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn model_and_stream_flag_are_read() {
+        let inspected = inspect_chat_request(
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user"}]}"#,
+            LIMIT,
+        )
+        .unwrap();
+        assert_eq!(inspected.model.as_deref(), Some("gpt-4o-mini"));
+        assert!(!inspected.stream);
+        assert_eq!(inspected.rewritten_body, None);
+    }
+
+    #[test]
+    fn malformed_bodies_are_400_naming_the_parameter() {
+        let cases: [(&str, Option<&str>); 10] = [
+            ("not json", None),
+            ("[1,2]", None),
+            (r#"{"model":"m"}"#, Some("messages")),
+            (r#"{"messages":null}"#, Some("messages")),
+            (r#"{"messages":"hi"}"#, Some("messages")),
+            (r#"{"messages":[]}"#, Some("messages")),
+            (r#"{"messages":[{"content":"no role"}]}"#, Some("messages")),
+            (r#"{"model":7,"messages":[{"role":"user"}]}"#, Some("model")),
+            (
+                r#"{"stream":"yes","messages":[{"role":"user"}]}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"stream":true,"stream_options":3,"messages":[{"role":"user"}]}"#,
+                Some("stream_options"),
+            ),
+        ];
+        for (body, param) in cases {
+            let err = inspect_chat_request(body.as_bytes(), LIMIT).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert_eq!(err.to_openai().error.param.as_deref(), param, "{body}");
+        }
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_413() {
+        let err = inspect_chat_request(br#"{"messages":[{"role":"user"}]}"#, 10).unwrap_err();
+        assert_eq!(err.status(), 413);
+    }
+
+    #[test]
+    fn openai_upstream_body_replaces_only_the_model() {
+        let body = br#"{ "model" : "client-model", "messages":[{"role":"user","content":"x"}] }"#;
+        let out = openai_upstream_body(body, Some("llama3.2:8b")).unwrap();
+        assert_eq!(out.model.as_deref(), Some("client-model"));
+        assert_eq!(
+            String::from_utf8(out.rewritten_body.unwrap()).unwrap(),
+            r#"{ "model" : "llama3.2:8b", "messages":[{"role":"user","content":"x"}] }"#
+        );
+        assert_eq!(
+            openai_upstream_body(body, None).unwrap().rewritten_body,
+            None
+        );
+        assert_eq!(
+            openai_upstream_body(body, Some("client-model"))
+                .unwrap()
+                .rewritten_body,
+            None
+        );
+    }
+
+    #[test]
+    fn backend_comes_from_the_model_map_and_unknown_models_are_404_when_required() {
+        let mut config = RouterConfig::default();
+        assert_eq!(backend_for_model(&config, Some("anything")).unwrap(), None);
+        config
+            .models
+            .insert("gpt-4o-mini".into(), "fast-llm".into());
+        config
+            .models
+            .insert("cheap".into(), "cost-optimized-llm".into());
+        assert_eq!(
+            backend_for_model(&config, Some("cheap")).unwrap(),
+            Some("cost-optimized-llm")
+        );
+        assert_eq!(backend_for_model(&config, Some("gpt-9")).unwrap(), None);
+        config.require_known_model = true;
+        let err = backend_for_model(&config, Some("gpt-9")).unwrap_err();
+        assert_eq!(err.status(), 404);
+        assert_eq!(
+            err.to_openai().error.code.as_deref(),
+            Some("model_not_found")
+        );
+        assert_eq!(backend_for_model(&config, None).unwrap_err().status(), 404);
+    }
+}
