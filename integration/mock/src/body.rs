@@ -1,0 +1,83 @@
+//! Response bodies: whole ones, and streamed ones written frame by frame with optional delays
+//! and an optional abort that the client sees as a reset, not as a clean end.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use tokio::sync::mpsc;
+
+/// The body type of every response a mock sends.
+pub(crate) type ResponseBody = BoxBody<Bytes, Aborted>;
+
+/// The error a body yields to make hyper abort the connection (HTTP/1.1) or reset the stream
+/// (HTTP/2) mid-response.
+#[derive(Debug, thiserror::Error)]
+#[error("mock fault: response aborted on purpose")]
+pub(crate) struct Aborted;
+
+/// A body sent in one piece.
+pub(crate) fn whole(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// How to send a sequence of frames.
+pub(crate) struct Pacing {
+    /// Sleep before every frame after the first.
+    pub delay_between: Duration,
+    /// Send only this many frames, then abort.
+    pub abort_after: Option<usize>,
+}
+
+/// A body that sends `frames` one by one from a separate task. Each frame is handed to hyper as
+/// soon as it is produced; since the task yields between frames, hyper writes each one out
+/// instead of collecting several. Must be called inside the mock's tokio runtime.
+pub(crate) fn paced(frames: Vec<Bytes>, pacing: Pacing) -> ResponseBody {
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let sent_in_full = pacing.abort_after.is_none_or(|n| n >= frames.len());
+        for (index, frame) in frames.into_iter().enumerate() {
+            if pacing.abort_after == Some(index) {
+                break;
+            }
+            if index > 0 && !pacing.delay_between.is_zero() {
+                tokio::time::sleep(pacing.delay_between).await;
+            }
+            if sender.send(Ok(frame)).await.is_err() {
+                return; // the client went away
+            }
+        }
+        if !sent_in_full {
+            // Let hyper write what was sent before it sees the error and tears down.
+            tokio::task::yield_now().await;
+            let _ = sender.send(Err(Aborted)).await;
+        }
+    });
+    ChannelBody { receiver }.boxed()
+}
+
+/// A body fed by [`paced`]'s task.
+struct ChannelBody {
+    receiver: mpsc::Receiver<Result<Bytes, Aborted>>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        self.receiver
+            .poll_recv(cx)
+            .map(|next| next.map(|result| result.map(Frame::data)))
+    }
+}
