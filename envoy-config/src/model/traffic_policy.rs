@@ -1,0 +1,295 @@
+//! `TrafficPolicy`: token budgets, response and semantic caching, MCP tool-result caching
+//! (on HTTPRoutes) and load balancing with health checks (on Backends), plus the JWT providers
+//! that `jwt.*` descriptor values need.
+
+use super::TargetRef;
+use crate::duration::{Duration, Quantity};
+use serde::Deserialize;
+
+/// `spec` of a TrafficPolicy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrafficPolicySpec {
+    /// What it applies to: HTTPRoutes or Backends.
+    pub target_refs: Vec<TargetRef>,
+    /// Token (or request) buckets.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Response caching or MCP tool-result caching.
+    #[serde(default)]
+    pub caching: Option<Caching>,
+    /// AI features: semantic cache.
+    #[serde(default)]
+    pub ai: Option<AiPolicy>,
+    /// Load balancing and health checks (Backend targets).
+    #[serde(default)]
+    pub load_balancer: Option<LoadBalancer>,
+    /// JWT providers whose verified claims `jwt.*` values read.
+    #[serde(default)]
+    pub jwt: Option<Jwt>,
+}
+
+/// `spec.rateLimit`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Buckets enforced in the gateway (the budget filter).
+    pub local: Vec<TokenBucket>,
+}
+
+/// `spec.rateLimit.local[]`: one bucket per descriptor value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenBucket {
+    /// Capacity.
+    pub max_tokens: u64,
+    /// Tokens added each `fillInterval`.
+    pub tokens_per_fill: u64,
+    /// Refill period.
+    pub fill_interval: Duration,
+    /// What is counted: LLM `tokens` or `requests`.
+    #[serde(rename = "type")]
+    pub unit: BucketUnit,
+    /// Who a bucket belongs to.
+    #[serde(default)]
+    pub descriptors: Vec<Descriptor>,
+}
+
+/// What a bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketUnit {
+    /// Prompt + completion tokens, reconciled with the real usage after the response.
+    #[serde(alias = "TOKENS", alias = "Tokens")]
+    Tokens,
+    /// Requests.
+    #[serde(alias = "REQUESTS", alias = "Requests")]
+    Requests,
+}
+
+/// `descriptors[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Key/value pairs identifying the caller.
+    pub entries: Vec<DescriptorEntry>,
+}
+
+/// `descriptors[].entries[]`: `value` is an expression such as `jwt.sub` or `header.x-user`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DescriptorEntry {
+    /// Name of the dimension.
+    pub key: String,
+    /// Where its value comes from.
+    pub value: String,
+}
+
+/// `spec.caching`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Caching {
+    /// Off switch.
+    pub enabled: bool,
+    /// `safe` (only deterministic requests) or `aggressive`.
+    #[serde(default)]
+    pub mode: Option<CacheMode>,
+    /// Entry lifetime.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+    /// Cache capacity.
+    #[serde(default)]
+    pub max_size: Option<Quantity>,
+    /// What makes two requests the same.
+    #[serde(default)]
+    pub key_generator: Option<KeyGenerator>,
+    /// MCP tool-result rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<CacheRule>,
+}
+
+/// `caching.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Cache only requests whose answer is deterministic (temperature 0 or unset seed rules).
+    Safe,
+    /// Cache every identical request.
+    Aggressive,
+}
+
+/// `caching.keyGenerator`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyGenerator {
+    /// Request headers in the key.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Body fields in the key.
+    #[serde(default)]
+    pub body: Option<BodyKey>,
+}
+
+/// `keyGenerator.body`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BodyKey {
+    /// JSON paths (`$.model`).
+    pub json_paths: Vec<String>,
+}
+
+/// `caching.rules[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheRule {
+    /// Which requests.
+    #[serde(rename = "match")]
+    pub matcher: CacheRuleMatch,
+    /// Lifetime of matching entries.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+    /// `false`: never cache matching requests.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `caching.rules[].match`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheRuleMatch {
+    /// JSON path into the request body.
+    pub json_path: String,
+    /// Values that match.
+    pub values: Vec<String>,
+}
+
+/// `spec.ai`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AiPolicy {
+    /// Similarity cache backed by an external service.
+    #[serde(default)]
+    pub semantic_cache: Option<SemanticCache>,
+}
+
+/// `spec.ai.semanticCache`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SemanticCache {
+    /// Off switch.
+    pub enabled: bool,
+    /// Cosine similarity a hit needs, in [0, 1].
+    pub similarity_threshold: f64,
+    /// The embedding/lookup service.
+    pub backend: ServiceRef,
+    /// Entry lifetime.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+}
+
+/// A Kubernetes Service by name and port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceRef {
+    /// Only `Service`.
+    pub kind: String,
+    /// Service name (its DNS name in the namespace).
+    pub name: String,
+    /// Service port.
+    pub port: u16,
+}
+
+/// `spec.loadBalancer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoadBalancer {
+    /// Envoy's LB policy.
+    #[serde(rename = "type")]
+    pub policy: LbPolicy,
+    /// Active health checking.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Load-balancing policies Envoy has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(clippy::upper_case_acronyms)]
+pub enum LbPolicy {
+    /// Fewest active requests (power of two choices).
+    LeastRequest,
+    /// In turn.
+    RoundRobin,
+    /// At random.
+    Random,
+}
+
+/// `loadBalancer.healthCheck`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// Between checks.
+    pub interval: Duration,
+    /// A check slower than this fails.
+    pub timeout: Duration,
+    /// Successes to become healthy.
+    pub healthy_threshold: u32,
+    /// Failures to become unhealthy.
+    pub unhealthy_threshold: u32,
+    /// HTTP path to GET; without it (and without `http.path`) the check is a TCP connect.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// kgateway's spelling: `http: {path, host}`.
+    #[serde(default)]
+    pub http: Option<HttpHealthCheck>,
+}
+
+/// `healthCheck.http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpHealthCheck {
+    /// Path to GET.
+    pub path: String,
+    /// `Host` header; defaults to the cluster name.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `spec.jwt`: who issues the tokens whose claims budgets key on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Jwt {
+    /// Accepted issuers.
+    pub providers: Vec<JwtProvider>,
+}
+
+/// `spec.jwt.providers[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtProvider {
+    /// Name of the provider.
+    pub name: String,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values; empty accepts any.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Signing keys.
+    pub jwks: Jwks,
+}
+
+/// `jwks`: inline keys (the only source supported so far).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Jwks {
+    /// A JWKS document, inline.
+    pub local: LocalJwks,
+}
+
+/// `jwks.local`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalJwks {
+    /// The JWKS JSON.
+    pub inline: String,
+}

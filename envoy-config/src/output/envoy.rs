@@ -1,0 +1,581 @@
+//! The Envoy bootstrap: admin, one listener whose HTTP connection manager runs the downstream
+//! filters in order (jwt_authn when needed, router, cache, budget, metrics, then Envoy's
+//! router), routes from the HTTPRoutes, one cluster per Backend (priority groups as endpoint
+//! priorities, the adapter as upstream filter, every BackendConfigPolicy knob), one cluster per
+//! Service the filters call, stats tags for the metric labels, and the overload manager when a
+//! memory limit is known.
+
+use super::OutputOptions;
+use crate::model::http_route::PathMatchType;
+use crate::model::traffic_policy::LbPolicy;
+use crate::plan::{BackendPlan, EndpointPlan, Plan, RoutePlan, RulePlan, DEFAULT_CONNECT_TIMEOUT};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tollgate_core::config::{AdapterConfig, RouterConfig};
+
+/// One `vm_id` for every tollgate plugin, so they share shared data (budgets, cache).
+pub const VM_ID: &str = "tollgate";
+
+/// `payload_in_metadata` of every JWT provider: the budget filter reads claims at
+/// `metadata.filter_metadata["envoy.filters.http.jwt_authn"].jwt_payload.<claim>`.
+pub const JWT_PAYLOAD_METADATA_KEY: &str = "jwt_payload";
+
+/// Label names extracted from metric names, in label order (see DESIGN.md §2 Metrics): a wasm
+/// metric named `agentgateway_llm_tokens_total.direction.input.provider.openai.model.gpt-4o`
+/// gets `{direction="input",provider="openai",model="gpt-4o"}`.
+pub const METRIC_TAGS: [&str; 8] = [
+    "direction",
+    "provider",
+    "model",
+    "backend",
+    "route",
+    "user",
+    "status",
+    "result",
+];
+
+/// A downstream or upstream tollgate filter: plugin name, root_id and module file.
+#[derive(Debug, Clone, Copy)]
+pub struct WasmFilter {
+    /// Plugin name in Envoy (logs, stats).
+    pub name: &'static str,
+    /// Root context id inside the module.
+    pub root_id: &'static str,
+    /// Module file under the wasm folder.
+    pub module: &'static str,
+}
+
+/// The downstream filters, in chain order.
+pub const DOWNSTREAM_FILTERS: [WasmFilter; 4] = [
+    WasmFilter {
+        name: "tollgate-router",
+        root_id: "router",
+        module: "tollgate_router.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-cache",
+        root_id: "cache",
+        module: "tollgate_cache.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-budget",
+        root_id: "budget",
+        module: "tollgate_budget.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-metrics",
+        root_id: "metrics",
+        module: "tollgate_metrics.wasm",
+    },
+];
+
+/// The upstream adapter: a second root context in the router's module.
+pub const ADAPTER_FILTER: WasmFilter = WasmFilter {
+    name: "tollgate-adapter",
+    root_id: "adapter",
+    module: "tollgate_router.wasm",
+};
+
+/// The plugin configuration (JSON) of each downstream filter, by root_id. Cache, budget and
+/// metrics configurations are not defined yet and are `{}`.
+pub fn downstream_plugin_configs(router: &RouterConfig) -> BTreeMap<&'static str, String> {
+    let router_json = serde_json::to_string(router).unwrap_or_else(|_| "{}".to_string());
+    BTreeMap::from([
+        ("router", router_json),
+        ("cache", "{}".into()),
+        ("budget", "{}".into()),
+        ("metrics", "{}".into()),
+    ])
+}
+
+/// The router configuration the plan implies: defaults (routes alone pick the backend).
+pub fn router_config(_plan: &Plan) -> RouterConfig {
+    RouterConfig::default()
+}
+
+/// The adapter configuration of one AI Backend's cluster.
+pub fn adapter_config(backend: &BackendPlan) -> AdapterConfig {
+    AdapterConfig {
+        backend: backend.name.clone(),
+        providers: backend
+            .priorities
+            .iter()
+            .flatten()
+            .filter_map(|e| e.provider.clone())
+            .collect(),
+    }
+}
+
+/// The complete bootstrap.
+pub fn bootstrap(plan: &Plan, options: &OutputOptions) -> Value {
+    let router = router_config(plan);
+    let mut clusters: Vec<Value> = plan
+        .backends
+        .iter()
+        .map(|b| backend_cluster(b, plan, options))
+        .collect();
+    clusters.extend(plan.services.values().map(|s| {
+        json!({
+            "name": s.cluster,
+            "type": "STRICT_DNS",
+            "connect_timeout": DEFAULT_CONNECT_TIMEOUT.to_envoy(),
+            "load_assignment": {"cluster_name": s.cluster, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": socket_address(&s.address.host, s.address.port)
+            }}]}]},
+        })
+    }));
+    let mut bootstrap = json!({
+        "admin": {"address": socket_address(&options.admin_address, options.admin_port)},
+        "static_resources": {
+            "listeners": [listener(plan, &router, options)],
+            "clusters": clusters,
+        },
+        "stats_config": stats_config(),
+    });
+    if let Some(bytes) = plan.memory_limit_bytes {
+        bootstrap["overload_manager"] = overload_manager(bytes);
+    }
+    bootstrap
+}
+
+fn socket_address(host: &str, port: u16) -> Value {
+    json!({"socket_address": {"address": host, "port_value": port}})
+}
+
+/// A `envoy.filters.http.wasm` filter entry.
+pub fn wasm_filter(filter: &WasmFilter, configuration: &str, options: &OutputOptions) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": filter.name,
+                "root_id": filter.root_id,
+                "vm_config": {
+                    "vm_id": VM_ID,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": format!("{}/{}", options.wasm_dir.trim_end_matches('/'), filter.module)}},
+                },
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration},
+                // The filters pause on request headers to read the body; without this Envoy
+                // never resumes them.
+                "allow_on_headers_stop_iteration": true,
+            },
+        },
+    })
+}
+
+fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Value {
+    let mut http_filters = Vec::new();
+    if let Some(providers) = &plan.jwt {
+        http_filters.push(jwt_authn(providers));
+    }
+    let configs = downstream_plugin_configs(router);
+    for filter in &DOWNSTREAM_FILTERS {
+        let configuration = configs
+            .get(filter.root_id)
+            .map(String::as_str)
+            .unwrap_or("{}");
+        http_filters.push(wasm_filter(filter, configuration, options));
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }));
+    json!({
+        "name": "tollgate",
+        "address": socket_address(&options.listen_address, options.listen_port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "tollgate",
+                "codec_type": "AUTO",
+                "route_config": route_config(plan, router),
+                "http_filters": http_filters,
+            },
+        }]}],
+    })
+}
+
+fn jwt_authn(providers: &[crate::model::traffic_policy::JwtProvider]) -> Value {
+    let mut by_name = serde_json::Map::new();
+    for provider in providers {
+        let mut config = json!({
+            "issuer": provider.issuer,
+            "local_jwks": {"inline_string": provider.jwks.local.inline},
+            "payload_in_metadata": JWT_PAYLOAD_METADATA_KEY,
+            "forward": true,
+        });
+        if !provider.audiences.is_empty() {
+            config["audiences"] = json!(provider.audiences);
+        }
+        by_name.insert(provider.name.clone(), config);
+    }
+    let mut requirements: Vec<Value> = providers
+        .iter()
+        .map(|p| json!({"provider_name": p.name}))
+        .collect();
+    // A request without a token passes (keyed as anonymous); a bad token is rejected.
+    requirements.push(json!({"allow_missing": {}}));
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": by_name,
+            "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": requirements}}}],
+        },
+    })
+}
+
+/// Envoy buffers at most this much of a request body; twice the router's cap, so an oversized
+/// body reaches the router, which answers in the OpenAI error format rather than Envoy's 413.
+pub fn request_body_buffer_limit(router: &RouterConfig) -> u64 {
+    (router.max_request_bytes as u64).saturating_mul(2)
+}
+
+fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
+    // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
+    let mut hosts: BTreeMap<Vec<String>, Vec<(u8, usize, usize, Value)>> = BTreeMap::new();
+    for (route_index, route) in plan.routes.iter().enumerate() {
+        for entry in route_entries(route) {
+            hosts.entry(route.hostnames.clone()).or_default().push((
+                entry.0,
+                entry.1,
+                route_index,
+                entry.2,
+            ));
+        }
+    }
+    let virtual_hosts: Vec<Value> = hosts
+        .into_iter()
+        .map(|(domains, mut routes)| {
+            // Exact first, then longer prefixes, then regexes; input order breaks ties.
+            routes.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+            let name = if domains == ["*"] {
+                "tollgate".to_string()
+            } else {
+                domains.join(",")
+            };
+            json!({
+                "name": name,
+                "domains": domains,
+                "request_body_buffer_limit": request_body_buffer_limit(router),
+                "routes": routes.into_iter().map(|r| r.3).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"name": "tollgate", "virtual_hosts": virtual_hosts})
+}
+
+/// (precedence class, path length, route) for every match of every rule.
+fn route_entries(route: &RoutePlan) -> Vec<(u8, usize, Value)> {
+    let mut entries = Vec::new();
+    for (r, rule) in route.rules.iter().enumerate() {
+        let matches = if rule.matches.is_empty() {
+            vec![(PathMatchType::PathPrefix, "/".to_string())]
+        } else {
+            rule.matches.clone()
+        };
+        for (m, (match_type, value)) in matches.iter().enumerate() {
+            let (class, matcher) = match match_type {
+                PathMatchType::Exact => (0, json!({"path": value})),
+                PathMatchType::PathPrefix if value == "/" => (1, json!({"prefix": "/"})),
+                // Gateway API prefixes match whole segments, as path_separated_prefix does.
+                PathMatchType::PathPrefix => (
+                    1,
+                    json!({"path_separated_prefix": value.trim_end_matches('/')}),
+                ),
+                PathMatchType::RegularExpression => (2, json!({"safe_regex": {"regex": value}})),
+            };
+            entries.push((
+                class,
+                value.len(),
+                json!({
+                    "name": format!("{}/{r}/{m}", route.name),
+                    "match": matcher,
+                    "route": route_action(rule),
+                }),
+            ));
+        }
+    }
+    entries
+}
+
+fn route_action(rule: &RulePlan) -> Value {
+    let mut retry_on = vec!["5xx", "connect-failure", "reset"];
+    if !rule.retry_codes.is_empty() {
+        retry_on.push("retriable-status-codes");
+    }
+    let mut retry_policy = json!({
+        "retry_on": retry_on.join(","),
+        "num_retries": rule.num_retries,
+        // Each retry goes to the next priority group, and to another host.
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
+        }],
+        "host_selection_retry_max_attempts": 3,
+    });
+    if !rule.retry_codes.is_empty() {
+        retry_policy["retriable_status_codes"] = json!(rule.retry_codes);
+    }
+    if let Some(per_try) = rule.per_try_timeout {
+        retry_policy["per_try_timeout"] = json!(per_try.to_envoy());
+    }
+    if let Some(backoff) = rule.retry_backoff {
+        retry_policy["retry_back_off"] = json!({"base_interval": backoff.to_envoy()});
+    }
+    let mut action = json!({"timeout": rule.timeout.to_envoy(), "retry_policy": retry_policy});
+    match rule.backends.as_slice() {
+        [(name, _)] => action["cluster"] = json!(name),
+        many => {
+            action["weighted_clusters"] = json!({"clusters": many.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect::<Vec<_>>()});
+        }
+    }
+    action
+}
+
+fn backend_cluster(backend: &BackendPlan, plan: &Plan, options: &OutputOptions) -> Value {
+    let settings = &backend.connection;
+    let lb_policy = match backend.load_balancer.as_ref().map(|lb| lb.policy) {
+        Some(LbPolicy::LeastRequest) => "LEAST_REQUEST",
+        Some(LbPolicy::Random) => "RANDOM",
+        Some(LbPolicy::RoundRobin) | None => "ROUND_ROBIN",
+    };
+    let endpoints: Vec<Value> = backend
+        .priorities
+        .iter()
+        .enumerate()
+        .map(|(priority, group)| json!({"priority": priority, "lb_endpoints": group.iter().map(lb_endpoint).collect::<Vec<_>>()}))
+        .collect();
+    let mut cluster = json!({
+        "name": backend.name,
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": settings.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT).to_envoy(),
+        "lb_policy": lb_policy,
+        "load_assignment": {"cluster_name": backend.name, "endpoints": endpoints},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http_protocol_options(backend, options),
+        },
+    });
+    if let Some(rate) = plan.dns.refresh_rate {
+        cluster["dns_refresh_rate"] = json!(rate.to_envoy());
+    }
+    if let Some(respect) = plan.dns.respect_dns_ttl {
+        cluster["respect_dns_ttl"] = json!(respect);
+    }
+    let tls_matches: Vec<Value> = backend
+        .priorities
+        .iter()
+        .flatten()
+        .filter(|e| e.address.tls)
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "match": {"tollgate_tls": e.name},
+                "transport_socket": upstream_tls(&e.address.host, settings.http2.is_some(), options),
+            })
+        })
+        .collect();
+    if !tls_matches.is_empty() {
+        cluster["transport_socket_matches"] = json!(tls_matches);
+    }
+    let thresholds: Vec<(&str, Option<u32>)> = vec![
+        ("max_connections", settings.max_connections),
+        ("max_pending_requests", settings.max_pending_requests),
+        ("max_requests", settings.max_requests),
+        ("max_retries", settings.max_retries),
+    ];
+    if thresholds.iter().any(|(_, v)| v.is_some()) {
+        let mut threshold = json!({"priority": "DEFAULT"});
+        for (field, value) in thresholds {
+            if let Some(value) = value {
+                threshold[field] = json!(value);
+            }
+        }
+        cluster["circuit_breakers"] = json!({"thresholds": [threshold]});
+    }
+    if let Some(keepalive) = &settings.keepalive {
+        let mut tcp = json!({});
+        if let Some(time) = keepalive.keepalive_time {
+            tcp["keepalive_time"] = json!(time.whole_seconds());
+        }
+        if let Some(interval) = keepalive.keepalive_interval {
+            tcp["keepalive_interval"] = json!(interval.whole_seconds());
+        }
+        if let Some(probes) = keepalive.keepalive_probes {
+            tcp["keepalive_probes"] = json!(probes);
+        }
+        cluster["upstream_connection_options"] = json!({"tcp_keepalive": tcp});
+    }
+    if let Some(outlier) = &settings.outlier {
+        let mut detection = json!({});
+        if let Some(n) = outlier.consecutive5xx_errors {
+            detection["consecutive_5xx"] = json!(n);
+        }
+        if let Some(interval) = outlier.interval {
+            detection["interval"] = json!(interval.to_envoy());
+        }
+        if let Some(base) = outlier.base_ejection_time {
+            detection["base_ejection_time"] = json!(base.to_envoy());
+        }
+        if let Some(percent) = outlier.max_ejection_percent {
+            detection["max_ejection_percent"] = json!(percent);
+        }
+        if let Some(split) = outlier.split_external_local_origin_errors {
+            detection["split_external_local_origin_errors"] = json!(split);
+        }
+        cluster["outlier_detection"] = detection;
+    }
+    if let Some(check) = backend
+        .load_balancer
+        .as_ref()
+        .and_then(|lb| lb.health_check.as_ref())
+    {
+        let mut health_check = json!({
+            "timeout": check.check.timeout.to_envoy(),
+            "interval": check.check.interval.to_envoy(),
+            "healthy_threshold": check.check.healthy_threshold,
+            "unhealthy_threshold": check.check.unhealthy_threshold,
+        });
+        match &check.path {
+            Some(path) => {
+                let mut http = json!({"path": path});
+                if let Some(host) = &check.host {
+                    http["host"] = json!(host);
+                }
+                if settings.http2.is_some() {
+                    http["codec_client_type"] = json!("HTTP2");
+                }
+                health_check["http_health_check"] = http;
+            }
+            None => health_check["tcp_health_check"] = json!({}),
+        }
+        cluster["health_checks"] = json!([health_check]);
+    }
+    cluster
+}
+
+fn lb_endpoint(endpoint: &EndpointPlan) -> Value {
+    let mut metadata = json!({"tollgate": {"provider": endpoint.name}});
+    if endpoint.address.tls {
+        metadata["envoy.transport_socket_match"] = json!({"tollgate_tls": endpoint.name});
+    }
+    json!({
+        "endpoint": {"address": socket_address(&endpoint.address.host, endpoint.address.port), "hostname": endpoint.address.host},
+        "metadata": {"filter_metadata": metadata},
+    })
+}
+
+fn upstream_tls(sni: &str, http2: bool, options: &OutputOptions) -> Value {
+    let alpn = if http2 {
+        json!(["h2"])
+    } else {
+        json!(["http/1.1"])
+    };
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": sni,
+            "common_tls_context": {
+                "alpn_protocols": alpn,
+                "validation_context": {
+                    "trusted_ca": {"filename": options.ca_file},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": sni}}],
+                },
+            },
+        },
+    })
+}
+
+fn http_protocol_options(backend: &BackendPlan, options: &OutputOptions) -> Value {
+    let settings = &backend.connection;
+    let mut protocol = json!({"@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"});
+    let mut common = json!({});
+    if let Some(n) = settings.max_requests_per_connection {
+        common["max_requests_per_connection"] = json!(n);
+    }
+    if let Some(idle) = settings.idle_timeout {
+        common["idle_timeout"] = json!(idle.to_envoy());
+    }
+    if common.as_object().is_some_and(|c| !c.is_empty()) {
+        protocol["common_http_protocol_options"] = common;
+    }
+    protocol["explicit_http_config"] = match &settings.http2 {
+        Some(h2) => {
+            let mut options = json!({});
+            if let Some(n) = h2.max_concurrent_streams {
+                options["max_concurrent_streams"] = json!(n);
+            }
+            if let Some(n) = h2.initial_stream_window_size {
+                options["initial_stream_window_size"] = json!(n);
+            }
+            if let Some(n) = h2.initial_connection_window_size {
+                options["initial_connection_window_size"] = json!(n);
+            }
+            json!({"http2_protocol_options": options})
+        }
+        None => json!({"http_protocol_options": {}}),
+    };
+    if backend.is_ai {
+        let adapter =
+            serde_json::to_string(&adapter_config(backend)).unwrap_or_else(|_| "{}".to_string());
+        protocol["http_filters"] = json!([
+            wasm_filter(&ADAPTER_FILTER, &adapter, options),
+            {
+                "name": "envoy.filters.http.upstream_codec",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},
+            },
+        ]);
+    }
+    protocol
+}
+
+/// Stats tags that turn the dotted parts of wasm metric names into Prometheus labels, and
+/// token-sized histogram buckets for the token histograms.
+fn stats_config() -> Value {
+    let tags: Vec<Value> = METRIC_TAGS
+        .iter()
+        .map(
+            |tag| json!({"tag_name": tag, "regex": format!(r"^wasmcustom\..*?(\.{tag}\.([^.]+))")}),
+        )
+        .collect();
+    json!({
+        "use_all_default_tags": true,
+        "stats_tags": tags,
+        "histogram_bucket_settings": [{
+            "match": {"prefix": "wasmcustom.agentgateway_llm_tokens"},
+            "buckets": [1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000, 100000, 200000],
+        }],
+    })
+}
+
+/// Sheds load before the container's memory limit kills the proxy: shrink the heap at 90 %,
+/// stop accepting requests at 95 %.
+fn overload_manager(limit_bytes: u128) -> Value {
+    let trigger = |threshold: f64| json!([{"name": "envoy.resource_monitors.fixed_heap", "threshold": {"value": threshold}}]);
+    json!({
+        "refresh_interval": "0.25s",
+        "resource_monitors": [{
+            "name": "envoy.resource_monitors.fixed_heap",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                "max_heap_size_bytes": u64::try_from(limit_bytes).unwrap_or(u64::MAX),
+            },
+        }],
+        "actions": [
+            {"name": "envoy.overload_actions.shrink_heap", "triggers": trigger(0.90)},
+            {"name": "envoy.overload_actions.stop_accepting_requests", "triggers": trigger(0.95)},
+        ],
+    })
+}
