@@ -7,7 +7,10 @@
 pub mod catalog;
 pub mod duration;
 pub mod endpoint;
+pub mod envoy_check;
 pub mod error;
+pub mod explain;
+pub mod fields;
 pub mod input;
 pub mod model;
 pub mod output;
