@@ -1,44 +1,82 @@
-//! tollgate router filter.
+//! tollgate router module: one `.wasm` with two plugin roles.
 //!
-//! For now a pass-through that proves the module loads in Envoy and in our wasmtime host:
-//! it accepts a JSON plugin configuration (empty means defaults) and lets every stream through.
-//! The capability issues fill it in.
+//! - `root_id: "router"` — the downstream router (an HTTP filter on the listener): reads the
+//!   chat-completions body once, picks the backend from the model, forces usage on streams,
+//!   and publishes what it learned for the other filters. See [`router`].
+//! - `root_id: "adapter"` — the upstream adapter (an upstream HTTP filter on each Backend's
+//!   cluster, run once per attempt): rewrites the request for the provider Envoy chose and
+//!   translates the answer back to OpenAI's format. See [`adapter`].
+//!
+//! Why dispatch on `plugin_root_id` at `on_configure`: proxy-wasm 0.2.5's `set_root_context`
+//! takes a plain `fn(context_id) -> Box<dyn RootContext>`; it is not told the root id, and the
+//! host calls it before the plugin configuration is delivered. So every root context starts as
+//! an undecided [`TollgateRoot`] and reads `get_property(["plugin_root_id"])` in
+//! `on_configure`, which is also where its configuration (of that role's type) is parsed. An
+//! unknown root id fails configuration, so Envoy refuses to load a misconfigured plugin.
 
+pub mod adapter;
+pub mod router;
+
+use adapter::{AdapterRoot, AdapterStream};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use router::{RouterRoot, RouterStream};
+use tollgate_core::config::{AdapterConfig, RouterConfig};
 use tollgate_core::plugin_config::parse_plugin_config;
 
-/// What the router filter is told by its plugin configuration.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouterConfig {}
+/// The `root_id` of the downstream router role.
+pub const ROUTER_ROOT_ID: &str = "router";
+/// The `root_id` of the upstream adapter role.
+pub const ADAPTER_ROOT_ID: &str = "adapter";
 
-/// One per worker VM: holds the parsed configuration.
+/// A root context, whose role is decided by its `root_id` when it is configured.
 #[derive(Default)]
-pub struct RouterRoot {
-    config: RouterConfig,
+pub struct TollgateRoot {
+    role: Option<Role>,
 }
 
-impl Context for RouterRoot {}
+enum Role {
+    Router(RouterRoot),
+    Adapter(AdapterRoot),
+}
 
-impl RootContext for RouterRoot {
+impl Context for TollgateRoot {}
+
+impl RootContext for TollgateRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        let root_id = self
+            .get_property(vec!["plugin_root_id"])
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match parse_plugin_config::<RouterConfig>(&bytes) {
-            Ok(config) => {
-                self.config = config;
+        let role = match root_id.as_str() {
+            ROUTER_ROOT_ID => parse_plugin_config::<RouterConfig>(&bytes)
+                .map(|c| Role::Router(RouterRoot::new(c))),
+            ADAPTER_ROOT_ID => parse_plugin_config::<AdapterConfig>(&bytes)
+                .map(|c| Role::Adapter(AdapterRoot::new(c))),
+            other => {
+                log::error!("tollgate-router: unknown root_id {other:?}; expected \"{ROUTER_ROOT_ID}\" or \"{ADAPTER_ROOT_ID}\"");
+                return false;
+            }
+        };
+        match role {
+            Ok(role) => {
+                self.role = Some(role);
                 true
             }
             Err(e) => {
-                log::error!("tollgate-router: {e}");
+                log::error!("tollgate-router ({root_id}): {e}");
                 false
             }
         }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        log::trace!("tollgate-router: new stream ({:?})", self.config);
-        Some(Box::new(RouterStream))
+        match &self.role {
+            Some(Role::Router(root)) => Some(Box::new(RouterStream::new(root))),
+            Some(Role::Adapter(root)) => Some(Box::new(AdapterStream::new(root))),
+            None => None,
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -46,16 +84,10 @@ impl RootContext for RouterRoot {
     }
 }
 
-/// Per-stream state (none yet).
-pub struct RouterStream;
-
-impl Context for RouterStream {}
-impl HttpContext for RouterStream {}
-
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(RouterRoot::default()) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TollgateRoot::default()) });
 }}
 
 /// Keeps `LogLevel` used on native builds, where the entry point is compiled out.
