@@ -12,6 +12,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::mpsc;
 
+/// Pause between the last frame sent and the abort of a cut body.
+const FLUSH_BEFORE_ABORT: Duration = Duration::from_millis(10);
+
 /// The body type of every response a mock sends.
 pub(crate) type ResponseBody = BoxBody<Bytes, Aborted>;
 
@@ -55,8 +58,9 @@ pub(crate) fn paced(frames: Vec<Bytes>, pacing: Pacing) -> ResponseBody {
             }
         }
         if !sent_in_full {
-            // Let hyper write what was sent before it sees the error and tears down.
-            tokio::task::yield_now().await;
+            // Give the connection time to put what was sent on the wire: an HTTP/2 reset
+            // discards the stream's data frames still queued.
+            tokio::time::sleep(FLUSH_BEFORE_ABORT).await;
             let _ = sender.send(Err(Aborted)).await;
         }
     });

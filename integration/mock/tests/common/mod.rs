@@ -128,7 +128,7 @@ pub struct Reply {
     pub status: u16,
     pub version: Version,
     pub headers: HeaderMap,
-    /// Body frames in arrival order, with the time since the request started.
+    /// Non-empty body frames in arrival order, with the time since the request started.
     pub frames: Vec<(Duration, Bytes)>,
     /// Set when the body ended with an error (reset, truncated) instead of cleanly.
     pub body_error: Option<String>,
@@ -188,7 +188,8 @@ async fn read_reply(
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
+                // HTTP/2 may end a stream with an empty DATA frame: it carries nothing.
+                if let Some(data) = frame.into_data().ok().filter(|d| !d.is_empty()) {
                     frames.push((started.elapsed(), data));
                 }
             }
