@@ -65,6 +65,8 @@ pub struct Catalog {
     pub autoscalers: Vec<SourceDocument>,
     /// Our `EndpointOverrides`.
     pub endpoint_overrides: Vec<Located<EndpointOverridesSpec>>,
+    /// Input files in the order given (errors are reported in this order).
+    pub files: Vec<String>,
 }
 
 impl Catalog {
@@ -73,6 +75,9 @@ impl Catalog {
         let mut catalog = Catalog::default();
         let mut errors = Vec::new();
         for document in documents {
+            if !catalog.files.contains(&document.file) {
+                catalog.files.push(document.file.clone());
+            }
             let result = match document.kind.as_str() {
                 "Backend" => typed(document).map(|o| catalog.backends.push(o)),
                 "TrafficPolicy" => typed(document).map(|o| catalog.traffic_policies.push(o)),

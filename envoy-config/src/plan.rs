@@ -199,7 +199,9 @@ pub struct RoutePolicies {
 
 /// Builds the plan; reference errors are reported before anything else, all at once.
 pub fn build(catalog: &Catalog, options: &PlanOptions) -> Result<Plan, ConfigErrors> {
-    let reference_errors = check_references(catalog);
+    let mut reference_errors = check_references(catalog);
+    // Report in the order of the input files.
+    reference_errors.sort_by_key(|e| catalog.files.iter().position(|f| *f == e.location.file));
     if !reference_errors.is_empty() {
         return Err(ConfigErrors(reference_errors));
     }

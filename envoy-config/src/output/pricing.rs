@@ -21,8 +21,13 @@ pub struct Price {
 
 /// Parses a pricing table (a YAML list of [`Price`]).
 pub fn parse(file: &str, text: &str) -> Result<Vec<Price>, crate::error::ConfigError> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|error| {
+        crate::error::ConfigError::new(
+            crate::error::Location::file(file),
+            format!("not valid YAML: {error}"),
+        )
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let location = crate::error::Location::file(file).at(error.path().to_string());
         crate::error::ConfigError::new(
             location,
