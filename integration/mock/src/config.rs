@@ -52,7 +52,7 @@ impl FromStr for Kind {
 }
 
 /// Everything needed to start one mock provider.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MockConfig {
     /// Which provider's wire format to speak.
     pub kind: Kind,
@@ -79,6 +79,19 @@ impl MockConfig {
             api_key: None,
             faults: InstanceFaults::default(),
         }
+    }
+}
+
+/// Shows whether a key is set, never the key itself.
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("faults", &self.faults)
+            .finish()
     }
 }
 

@@ -157,7 +157,6 @@ impl Drop for MockHandle {
 }
 
 /// Everything a mock's connections share.
-#[derive(Debug)]
 pub(crate) struct MockState {
     pub kind: Kind,
     pub name: String,
@@ -180,6 +179,18 @@ impl FaultState {
             instance,
             requests_since_set: 0,
         }
+    }
+}
+
+/// Shows whether a key is set, never the key itself.
+impl std::fmt::Debug for MockState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockState")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("request_count", &self.request_count)
+            .finish_non_exhaustive()
     }
 }
 

@@ -322,3 +322,12 @@ fn the_binary_rejects_a_bad_command_line_with_a_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--status"), "{stderr}");
 }
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let mut config = MockConfig::new(Kind::Openai, "127.0.0.1:0".parse().unwrap());
+    config.api_key = Some("sk-do-not-print".into());
+    assert!(!format!("{config:?}").contains("sk-do-not-print"));
+    let mock = spawn(config).unwrap();
+    assert!(!format!("{mock:?}").contains("sk-do-not-print"));
+}
