@@ -24,8 +24,7 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceFaults {
     /// Answer with this error status (400..=599) in the provider's error format instead of a
-    /// completion. With `fail_first: 0` every request fails; otherwise only the first
-    /// `fail_first` ones do.
+    /// completion: every request, or only the first `fail_first` ones.
     pub status: Option<u16>,
     /// `Retry-After` seconds on injected errors. A 429 always has one (1 s by default); other
     /// statuses only when this is set.
@@ -34,12 +33,14 @@ pub struct InstanceFaults {
     pub latency_ms: u64,
     /// Wait this long before every stream chunk after the first (streams only).
     pub chunk_delay_ms: u64,
-    /// Abort the connection (HTTP/1.1) or the stream (HTTP/2 RST_STREAM) after sending this
-    /// many chunks of a successful streamed answer. A non-streamed answer is cut after half of
-    /// its body, whatever the number. The client sees an incomplete body, never a clean end.
+    /// Abort the connection (HTTP/1.1) or the stream (HTTP/2 RST_STREAM) after sending the
+    /// response headers and this many chunks of a streamed answer (0: right after the headers).
+    /// A non-streamed answer is cut after half of its body, whatever the number. The client
+    /// sees an incomplete body, never a clean end. Every request, or only the first `fail_first`.
     pub reset_after_chunks: Option<u32>,
-    /// Fail the first N requests (counted from when these faults were set) with `status`,
-    /// or 503 when `status` is unset; later requests succeed.
+    /// When non-zero, `status` and `reset_after_chunks` apply only to the first N requests
+    /// (counted from when these faults were set), and with neither set those N requests fail
+    /// with 503. Later requests succeed. Latency and chunk delay always apply.
     pub fail_first: u32,
 }
 
@@ -131,12 +132,13 @@ impl Plan {
         requests_since_set: u64,
         request: &RequestFaults,
     ) -> Plan {
-        let instance_status = match (instance.fail_first, instance.status) {
-            (0, status) => status,
-            (n, status) if requests_since_set < u64::from(n) => {
-                Some(status.unwrap_or(DEFAULT_FAIL_STATUS))
-            }
-            _ => None,
+        let failing =
+            instance.fail_first == 0 || requests_since_set < u64::from(instance.fail_first);
+        let (instance_status, instance_reset) = match (instance.status, instance.reset_after_chunks)
+        {
+            _ if !failing => (None, None),
+            (None, None) if instance.fail_first > 0 => (Some(DEFAULT_FAIL_STATUS), None),
+            knobs => knobs,
         };
         let fail_status = request.status.or(instance_status);
         let explicit_retry_after = request.retry_after_secs.or(instance.retry_after_secs);
@@ -152,7 +154,7 @@ impl Plan {
             chunk_delay: Duration::from_millis(
                 request.chunk_delay_ms.unwrap_or(instance.chunk_delay_ms),
             ),
-            reset_after_chunks: request.reset_after_chunks.or(instance.reset_after_chunks),
+            reset_after_chunks: request.reset_after_chunks.or(instance_reset),
         }
     }
 }
@@ -203,6 +205,27 @@ mod tests {
             .map(|n| Plan::resolve(&instance, n, &RequestFaults::default()).fail_status)
             .collect();
         assert_eq!(statuses, [Some(503), Some(503), None, None]);
+    }
+
+    #[test]
+    fn fail_first_limits_resets_to_the_first_requests() {
+        let instance = InstanceFaults {
+            fail_first: 1,
+            reset_after_chunks: Some(2),
+            latency_ms: 5,
+            ..Default::default()
+        };
+        let first = Plan::resolve(&instance, 0, &RequestFaults::default());
+        let second = Plan::resolve(&instance, 1, &RequestFaults::default());
+        assert_eq!(
+            (first.fail_status, first.reset_after_chunks),
+            (None, Some(2))
+        );
+        assert_eq!(
+            (second.fail_status, second.reset_after_chunks),
+            (None, None)
+        );
+        assert_eq!(second.latency, Duration::from_millis(5));
     }
 
     #[test]

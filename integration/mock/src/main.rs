@@ -19,11 +19,13 @@ until SIGINT or SIGTERM. Options apply to the mock named just before them:
   --api-key-env VAR         require the key held by environment variable VAR (keeps it out of ps)
   --status CODE             answer with this error status (400-599): every request, or only the
                             first N with --fail-first N
-  --fail-first N            fail the first N requests (with --status, 503 by default)
+  --reset-after-chunks N    abort streams after N chunks (whole answers after half the body):
+                            every request, or only the first N with --fail-first N
+  --fail-first N            apply --status/--reset-after-chunks to the first N requests only
+                            (with neither, fail them with 503)
   --retry-after SECS        Retry-After on injected errors (429 always has one, default 1)
   --latency-ms MS           wait before answering
   --chunk-delay-ms MS       wait between stream chunks
-  --reset-after-chunks N    abort streams after N chunks (whole answers after half the body)
 
 Every mock also serves GET /__mock/health, GET /__mock/received, GET|POST /__mock/faults and
 POST /__mock/reset. Per-request faults: header x-mock-fault: status=429;retry-after=2 (also

@@ -182,6 +182,24 @@ fn fail_first_fails_only_the_first_requests() {
 }
 
 #[test]
+fn fail_first_with_reset_cuts_only_the_first_streams() {
+    let mock = mock_with(
+        Kind::Openai,
+        InstanceFaults {
+            fail_first: 1,
+            reset_after_chunks: Some(3),
+            ..Default::default()
+        },
+    );
+    let first = chat(Kind::Openai, true).send(mock.addr()).unwrap();
+    assert_cut(&first, "first stream");
+    assert_eq!(first.sse_data().len(), 3);
+    let second = chat(Kind::Openai, true).send(mock.addr()).unwrap();
+    assert!(second.body_error.is_none());
+    assert_eq!(second.sse_data().len(), full_stream_events(Kind::Openai));
+}
+
+#[test]
 fn instance_status_fails_every_request_until_cleared() {
     let mock = mock_with(
         Kind::Gemini,
