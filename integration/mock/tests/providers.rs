@@ -120,6 +120,12 @@ const ANSWER_CASES: &[AnswerCase] = &[
         expected: "gemini/function_call.response.json",
     },
     AnswerCase {
+        kind: Kind::Gemini,
+        path: "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+        request: "gemini/function_call.request.json",
+        expected: "gemini/function_call_stream.response.sse",
+    },
+    AnswerCase {
         kind: Kind::Ollama,
         path: "/v1/chat/completions",
         request: "ollama/chat.request.json",
