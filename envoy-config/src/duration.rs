@@ -51,7 +51,7 @@ impl Duration {
 
     /// Envoy's JSON form of a `google.protobuf.Duration`: `"5s"`, `"0.250s"`.
     pub fn to_envoy(self) -> String {
-        if self.millis % 1_000 == 0 {
+        if self.millis.is_multiple_of(1_000) {
             format!("{}s", self.millis / 1_000)
         } else {
             format!("{}.{:03}s", self.millis / 1_000, self.millis % 1_000)
@@ -79,7 +79,7 @@ impl fmt::Display for Duration {
             return f.write_str("0s");
         }
         for (size, unit) in units {
-            if self.millis % size == 0 {
+            if self.millis.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.millis / size);
             }
         }

@@ -5,7 +5,7 @@
 /// ending in `.**` covers everything below it.
 pub const FIELD_TABLE: &[(&str, &str, &str)] = &[
     ("*", "apiVersion", "recorded, not interpreted"),
-    ("*", "kind", "selects the model the document is read with"),
+    ("*", "kind", "selects the schema the document is read with"),
     ("*", "metadata.name", "name that references resolve against; the Backend name is the cluster name"),
     ("*", "metadata.namespace", "informative: one gateway, one namespace; WasmPlugins take the HPA's namespace"),
     ("*", "metadata.labels.**", "informative"),

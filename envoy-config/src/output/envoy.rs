@@ -234,9 +234,12 @@ pub fn request_body_buffer_limit(router: &RouterConfig) -> u64 {
     (router.max_request_bytes as u64).saturating_mul(2)
 }
 
+/// (precedence class, path length, HTTPRoute index, route): the keys routes are ordered by.
+type SortableRoute = (u8, usize, usize, Value);
+
 fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
     // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
-    let mut hosts: BTreeMap<Vec<String>, Vec<(u8, usize, usize, Value)>> = BTreeMap::new();
+    let mut hosts: BTreeMap<Vec<String>, Vec<SortableRoute>> = BTreeMap::new();
     for (route_index, route) in plan.routes.iter().enumerate() {
         for entry in route_entries(route) {
             hosts.entry(route.hostnames.clone()).or_default().push((

@@ -1,0 +1,125 @@
+//! The command line as a user runs it: files written (envoy.yaml 0600), errors on stderr with
+//! exit status 1, keys never printed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+const SECRETS: [&str; 3] = ["sk-test-openai", "test-google-key", "test-anthropic-key"];
+
+fn tollgate_config(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate-config"));
+    let mut files: Vec<_> = std::fs::read_dir("guide")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    command.args(&args[..1]);
+    for file in &files {
+        command.arg("-f").arg(file);
+    }
+    command
+        .args([
+            "-f",
+            "examples/companion.yaml",
+            "--secrets-dir",
+            "tests/fixtures/secrets",
+        ])
+        .args(&args[1..]);
+    command.output().unwrap()
+}
+
+fn printed(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[test]
+fn render_writes_every_output_and_keeps_envoy_yaml_private() {
+    let out = tempfile::tempdir().unwrap();
+    let output = tollgate_config(&[
+        "render",
+        "-o",
+        out.path().to_str().unwrap(),
+        "--wasm-dir",
+        "/opt/tollgate/wasm",
+    ]);
+    assert!(output.status.success(), "{}", printed(&output));
+    for file in [
+        "envoy.yaml",
+        "prometheus-rules.yaml",
+        "istio/wasmplugin-tollgate-router.yaml",
+        "kubernetes/horizontalpodautoscaler-agentgateway-hpa.yaml",
+    ] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
+    let mode = std::fs::metadata(out.path().join("envoy.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let envoy = std::fs::read_to_string(out.path().join("envoy.yaml")).unwrap();
+    assert!(envoy.contains("/opt/tollgate/wasm/tollgate_router.wasm"));
+    assert!(
+        envoy.contains("sk-test-openai"),
+        "the adapter needs the resolved key"
+    );
+    let text = printed(&output);
+    assert!(SECRETS.iter().all(|s| !text.contains(s)), "{text}");
+}
+
+#[test]
+fn render_errors_go_to_stderr_with_status_1() {
+    let output = tollgate_config(&[
+        "render",
+        "-o",
+        "/nonexistent",
+        "-f",
+        "tests/errors/bad-integer.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "tests/errors/bad-integer.yaml: BackendConfigPolicy/connection-pool: spec.connectionPool.tcp.maxConnections: expected an integer, got \"lots\""
+    );
+}
+
+#[test]
+fn endpoint_flag_needs_name_equals_url() {
+    let output = tollgate_config(&["render", "--endpoint", "openai"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        printed(&output).starts_with("--endpoint wants NAME=URL, got \"openai\""),
+        "{}",
+        printed(&output)
+    );
+}
+
+#[test]
+fn explain_prints_fields_but_no_keys() {
+    let output = tollgate_config(&["explain"]);
+    assert!(output.status.success(), "{}", printed(&output));
+    let text = printed(&output);
+    assert!(text.contains("spec.outlierDetection.consecutive5xxErrors = 5\n    -> outlier_detection.consecutive_5xx"), "{text}");
+    assert!(SECRETS.iter().all(|s| !text.contains(s)));
+}
+
+#[test]
+fn validate_runs_envoy_on_the_rendered_configuration() {
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/wasm");
+    if !wasm.join("tollgate_router.wasm").is_file() {
+        let status = Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-wasm"),
+        )
+        .status()
+        .unwrap();
+        assert!(status.success());
+    }
+    let output = tollgate_config(&["validate", "--wasm-dir", wasm.to_str().unwrap()]);
+    let text = printed(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("configuration: ok") && text.contains("envoy --mode validate"),
+        "{text}"
+    );
+    assert!(text.contains(": ok"), "{text}");
+}
