@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
@@ -264,26 +264,24 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
     }
     let seq = state.request_count.fetch_add(1, Ordering::SeqCst) + 1;
     let (parts, body) = request.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES).collect().await;
-    let body = match body {
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+        Err(error) => {
             record(state, &parts, Bytes::new());
-            return with_mock_headers(
-                error_response(state.kind, &Failure::TooLarge, None),
-                state,
-                seq,
-            );
+            let failure = if error.is::<LengthLimitError>() {
+                Failure::TooLarge
+            } else {
+                Failure::InvalidRequest {
+                    message: "the request body could not be read".to_string(),
+                    param: None,
+                }
+            };
+            let response = error_response(state.kind, &failure, None);
+            return with_mock_headers(response, state, seq);
         }
     };
     record(state, &parts, body.clone());
 
-    let requests_since_set = {
-        let mut faults = state.faults();
-        let before = faults.requests_since_set;
-        faults.requests_since_set += 1;
-        before
-    };
     let header = parts
         .headers
         .get(FAULT_HEADER)
@@ -298,11 +296,13 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
             return with_mock_headers(error_response(state.kind, &failure, None), state, seq);
         }
     };
-    let plan = Plan::resolve(
-        &state.faults().instance,
-        requests_since_set,
-        &request_faults,
-    );
+    let plan = {
+        // One lock for reading and counting, so a concurrent `set_faults` is seen whole.
+        let mut faults = state.faults();
+        let plan = Plan::resolve(&faults.instance, faults.requests_since_set, &request_faults);
+        faults.requests_since_set += 1;
+        plan
+    };
 
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
