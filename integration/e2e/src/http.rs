@@ -83,3 +83,72 @@ fn collect(
         first_byte,
     })
 }
+
+/// A response read as it arrives: each read's bytes with the time since the request was sent.
+#[derive(Debug, Clone)]
+pub struct TimedResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body pieces in arrival order, with their arrival time.
+    pub pieces: Vec<(Duration, Vec<u8>)>,
+}
+
+impl TimedResponse {
+    /// The whole body as text.
+    pub fn body(&self) -> String {
+        let bytes: Vec<u8> = self.pieces.iter().flat_map(|(_, b)| b.clone()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Arrival time of the first body byte.
+    pub fn first_byte(&self) -> Option<Duration> {
+        self.pieces.first().map(|(t, _)| *t)
+    }
+
+    /// Arrival time of the last body byte.
+    pub fn last_byte(&self) -> Option<Duration> {
+        self.pieces.last().map(|(t, _)| *t)
+    }
+}
+
+/// POSTs and reads the body piece by piece as the server sends it (for streaming tests).
+pub fn post_timed(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<TimedResponse, ureq::Error> {
+    let mut request = agent().post(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let started = Instant::now();
+    let response = request.send(body)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut reader = response.into_body().into_reader();
+    let mut pieces = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        pieces.push((started.elapsed(), buf[..n].to_vec()));
+    }
+    Ok(TimedResponse {
+        status,
+        headers,
+        pieces,
+    })
+}

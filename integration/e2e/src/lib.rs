@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod gateway;
 pub mod http;
 
 /// Why Envoy could not be used; every message says what to do about it.
