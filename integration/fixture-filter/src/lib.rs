@@ -334,11 +334,14 @@ impl HttpContext for FixtureStream {
         ) {
             let _ = proxy_wasm::hostcalls::increment_metric(metric, 1);
         }
+        if self.action == "buffer-response" {
+            return Action::Pause;
+        }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.action != "upper-response" || self.reader {
+        if !matches!(self.action.as_str(), "upper-response" | "buffer-response") || self.reader {
             return Action::Continue;
         }
         if !end_of_stream {

@@ -49,7 +49,6 @@ enum ModuleSource {
 
 /// A started plugin.
 pub(crate) struct Plugin {
-    pub info: PluginInfo,
     pub allow_on_headers_stop_iteration: bool,
     pub failure_policy: FailurePolicy,
 }
@@ -297,9 +296,7 @@ impl HostBuilder {
         let plugins = self
             .plugins
             .iter()
-            .zip(infos.iter())
-            .map(|(spec, info)| Plugin {
-                info: info.clone(),
+            .map(|spec| Plugin {
                 allow_on_headers_stop_iteration: spec.allow_on_headers_stop_iteration,
                 failure_policy: spec.failure_policy,
             })

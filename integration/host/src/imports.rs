@@ -8,9 +8,7 @@ use crate::headers::Headers;
 use crate::metrics::{MetricKind, CUSTOM_NAMESPACE};
 use crate::property::Value;
 use crate::stream_state::{HeadersAt, StreamState};
-use crate::vm::{
-    CalloutResponse, ContextKind, DeferredAction, LocalReplyRequest, Phase, Tick, VmData,
-};
+use crate::vm::{ContextKind, DeferredAction, LocalReplyRequest, Phase, Tick, VmData};
 use crate::world::{filter_state_key, Event, HttpCall, SharedQueue, World};
 
 /// Why a hostcall did not return OK: a status for the module, or a trap that fails the VM.
@@ -1256,9 +1254,6 @@ pub(crate) fn callout_status(success: bool) -> (u32, Vec<u8>) {
         (11, b"reset".to_vec())
     }
 }
-
-/// Marker to keep the response type in scope for the host.
-pub(crate) type Response = CalloutResponse;
 
 #[cfg(test)]
 mod tests {

@@ -46,12 +46,20 @@ impl HostInner {
         }
     }
 
-    fn is_ended(&self, stream: u64) -> bool {
+    /// Whether a flow that started at `epoch` must stop: the stream was reset or finished, the
+    /// request was answered locally, or a local reply replaced the response being sent.
+    fn is_ended(&self, stream: u64, request: bool, epoch: u32) -> bool {
         let world = self.world.borrow();
-        world
-            .streams
-            .get(&stream)
-            .is_none_or(|s| s.local_reply.is_some() || s.reset.is_some() || s.finished)
+        world.streams.get(&stream).is_none_or(|s| {
+            s.reset.is_some()
+                || s.finished
+                || (request && s.local_reply.is_some())
+                || (!request && s.response_epoch != epoch)
+        })
+    }
+
+    fn epoch(&self, stream: u64) -> u32 {
+        self.with_stream(stream, |s| s.response_epoch)
     }
 
     /// Creates the filter's context in its VM (`proxy_on_context_create`) if not done yet.
@@ -224,6 +232,7 @@ impl HostInner {
 
     /// Headers from position `from` of the direction's order to the end.
     pub(crate) fn flow_headers(&mut self, stream: u64, request: bool, from: usize) -> Flow {
+        let epoch = self.epoch(stream);
         let order = self.order(request);
         for &filter in order.iter().skip(from) {
             match self.participates(stream, filter, request) {
@@ -267,7 +276,7 @@ impl HostInner {
                 };
             });
             self.apply_actions(vm, actions);
-            if self.is_ended(stream) {
+            if self.is_ended(stream, request, epoch) {
                 return Flow::Ended;
             }
             if action != FilterAction::Continue {
@@ -293,6 +302,7 @@ impl HostInner {
         data: Vec<u8>,
         eos: bool,
     ) -> Flow {
+        let epoch = self.epoch(stream);
         let order = self.order(request);
         let mut data = data;
         for (position, &filter) in order.iter().enumerate().skip(from) {
@@ -343,7 +353,7 @@ impl HostInner {
                     stopped
                 });
                 self.apply_actions(vm, actions);
-                if self.is_ended(stream) {
+                if self.is_ended(stream, request, epoch) {
                     return Flow::Ended;
                 }
                 if headers_were_stopped
@@ -363,7 +373,7 @@ impl HostInner {
                 return Flow::Ended;
             }
             self.apply_actions(vm, actions);
-            return if self.is_ended(stream) {
+            return if self.is_ended(stream, request, epoch) {
                 Flow::Ended
             } else {
                 Flow::Stopped
@@ -379,6 +389,7 @@ impl HostInner {
 
     /// Trailers from position `from` to the end.
     pub(crate) fn flow_trailers(&mut self, stream: u64, request: bool, from: usize) -> Flow {
+        let epoch = self.epoch(stream);
         let order = self.order(request);
         for (position, &filter) in order.iter().enumerate().skip(from) {
             match self.participates(stream, filter, request) {
@@ -413,7 +424,7 @@ impl HostInner {
                 flow.trailers_waiting = code != 0 || replied;
             });
             self.apply_actions(vm, actions);
-            if self.is_ended(stream) {
+            if self.is_ended(stream, request, epoch) {
                 return Flow::Ended;
             }
             if code != 0 || replied {
@@ -518,7 +529,10 @@ impl HostInner {
             }
             match action {
                 DeferredAction::Continue { request, .. } => {
-                    if !self.is_ended(stream) {
+                    let ended = self.with_stream(stream, |s| {
+                        s.reset.is_some() || (request && s.local_reply.is_some())
+                    });
+                    if !ended {
                         self.continue_filter(stream, request, filter);
                     }
                 }
@@ -577,6 +591,7 @@ impl HostInner {
             s.response.trailers = None;
             s.response.headers_end = reply.body.is_empty();
             s.response.started = true;
+            s.response_epoch += 1;
             s.downstream = Default::default();
             s.local_reply = Some(LocalReply {
                 status: reply.status as u16,

@@ -117,6 +117,8 @@ pub(crate) struct StreamState {
     pub in_log: bool,
     pub reset: Option<String>,
     pub finished: bool,
+    /// Bumped by each local reply: a response flow in progress is superseded.
+    pub response_epoch: u32,
 }
 
 impl StreamState {

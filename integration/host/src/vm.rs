@@ -12,7 +12,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults,
 };
 
-use crate::abi::{LogLevel, Status};
+use crate::abi::LogLevel;
 use crate::error::HostError;
 use crate::headers::Headers;
 use crate::world::{TrapReport, World};
@@ -47,13 +47,15 @@ pub(crate) fn engine() -> Result<&'static Engine, HostError> {
 pub(crate) fn compile(bytes: &[u8]) -> Result<Module, HostError> {
     static MODULES: OnceLock<Mutex<HashMap<Vec<u8>, Module>>> = OnceLock::new();
     let cache = MODULES.get_or_init(Default::default);
-    if let Some(module) = cache.lock().ok().and_then(|c| c.get(bytes).cloned()) {
-        return Ok(module);
+    // Held while compiling, so parallel tests compile each module once.
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(module) = cache.get(bytes) {
+        return Ok(module.clone());
     }
     let module = Module::new(engine()?, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
-    if let Ok(mut cache) = cache.lock() {
-        cache.insert(bytes.to_vec(), module.clone());
-    }
+    cache.insert(bytes.to_vec(), module.clone());
     Ok(module)
 }
 
@@ -540,9 +542,4 @@ fn check_imports(
         }
     }
     Ok(())
-}
-
-/// Status code helper for hostcalls.
-pub(crate) fn code(status: Status) -> i32 {
-    status as i32
 }
