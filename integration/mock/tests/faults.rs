@@ -200,6 +200,24 @@ fn fail_first_with_reset_cuts_only_the_first_streams() {
 }
 
 #[test]
+fn fail_first_counts_exactly_under_concurrent_requests() {
+    let mock = mock_with(
+        Kind::Openai,
+        InstanceFaults {
+            fail_first: 5,
+            ..Default::default()
+        },
+    );
+    let addr = mock.addr();
+    let clients: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || chat(Kind::Openai, false).send(addr).unwrap().status))
+        .collect();
+    let mut statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[200; 15].as_slice(), &[503; 5]].concat());
+}
+
+#[test]
 fn instance_status_fails_every_request_until_cleared() {
     let mock = mock_with(
         Kind::Gemini,
