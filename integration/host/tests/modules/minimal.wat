@@ -1,0 +1,25 @@
+;; The smallest module Envoy accepts: ABI marker, memory, allocator, and a configure that
+;; returns the plugin configuration's first byte != 'n' (so "no" rejects the configuration).
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_unstable" "environ_sizes_get" (func $environ (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (data (i32.const 16) "started\n")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $ptr))
+  (func (export "_initialize")
+    ;; iovec at 0: ptr 16, len 8 -> "started\n" through fd_write(1): one INFO line
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 8))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "proxy_on_configure") (param $root i32) (param $size i32) (result i32)
+    ;; get_buffer_bytes(PLUGIN_CONFIGURATION=7, 0, size, &ptr@32, &len@36)
+    (drop (call $get_buffer (i32.const 7) (i32.const 0) (local.get $size) (i32.const 32) (i32.const 36)))
+    (i32.ne (i32.load8_u (i32.load (i32.const 32))) (i32.const 110))))
