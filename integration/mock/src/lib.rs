@@ -32,7 +32,10 @@
 //! | every mock| `GET /__mock/health`, `GET /__mock/received`, `GET`/`POST /__mock/faults`, `POST /__mock/reset` |
 //!
 //! Requests under `/__mock/` are never counted, recorded or faulted, so health checks do not
-//! disturb what a test observes.
+//! disturb what a test observes. Every other response carries `x-mock-name` (the mock's name)
+//! and `x-mock-seq` (the request's 1-based number on this mock), so a test behind a proxy can
+//! tell which mock and which attempt answered. Response ids embed the same number
+//! (`chatcmpl-mock-{n}`, `msg_mock_{n}`, `mock-{n}`).
 //!
 //! # Authentication
 //!
@@ -45,9 +48,9 @@
 //! # Deterministic answers and token counts
 //!
 //! A *word* is a whitespace-separated piece of text (`str::split_whitespace`). The text of a
-//! message is the concatenation of its text parts: a string `content`, or the `text` of its
-//! `{"type":"text"}` parts (OpenAI, Anthropic), or of its `parts[].text` (Gemini). Other parts
-//! (images, tool calls, tool results) contribute no words.
+//! message is a string `content`, or the texts of its `{"type":"text"}` parts (OpenAI,
+//! Anthropic) or of its `parts[].text` (Gemini) joined by a space. Other parts (images, tool
+//! calls, tool results) contribute no words.
 //!
 //! - **prompt tokens** = words in all message texts + 1 per message. A system prompt counts as one
 //!   message: Anthropic's top-level `system`, Gemini's `systemInstruction`, or an OpenAI message
