@@ -37,7 +37,7 @@ impl SseParser {
 
     /// Feeds a chunk; calls `on_event` for every event it completes, in order.
     pub fn push(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) {
-        if self.skip_leading_lf {
+        if self.skip_leading_lf && !chunk.is_empty() {
             self.skip_leading_lf = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
@@ -172,6 +172,12 @@ mod tests {
     fn a_crlf_split_between_chunks_is_one_line_ending() {
         let events = parse_in_pieces(&[b"data: 1\r", b"\n\r", b"\ndata: 2\r\n\r\n"]);
         assert_eq!(events, owned(&[("message", "1"), ("message", "2")]));
+    }
+
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_does_not_make_a_blank_line() {
+        let events = parse_in_pieces(&[b"event: a\r", b"", b"\ndata: 1\r\n\r\n"]);
+        assert_eq!(events, owned(&[("a", "1")]));
     }
 
     #[test]

@@ -252,36 +252,27 @@ impl HttpContext for AdapterStream {
             .get_http_response_body(0, body_size)
             .unwrap_or_default();
         let kind = self.provider().map_or(ProviderKind::Openai, |p| p.kind);
-        let context = if streaming {
-            None
-        } else {
-            Some(self.response_context())
-        };
+        let json_context = (!streaming).then(|| self.response_context());
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        match &mut self.response {
-            ResponseMode::Relay => {}
-            ResponseMode::Stream(translator) => {
+        match (&mut self.response, json_context) {
+            (ResponseMode::Stream(translator), _) => {
                 translator.push(&body, &mut out);
                 if end_of_stream {
                     translator.finish(&mut out);
                 }
             }
-            ResponseMode::TranslateError(status) => {
+            (ResponseMode::TranslateError(status), _) => {
                 out = translate_error_body(kind, *status, &body)
             }
-            ResponseMode::TranslateJson => {
-                let context = context.unwrap_or_else(|| ResponseContext {
-                    model: String::new(),
-                    created: 0,
-                    fallback_id: String::new(),
-                });
+            (ResponseMode::TranslateJson, Some(context)) => {
                 out = match translate_json_response(kind, &body, &context) {
                     Ok(Some(translated)) => translated,
-                    Ok(None) => body.clone(),
+                    Ok(None) => body,
                     Err(error) => error.to_openai().to_bytes(),
                 };
             }
+            (ResponseMode::Relay | ResponseMode::TranslateJson, _) => out = body,
         }
         self.set_http_response_body(0, body_size, &out);
         self.out = out;

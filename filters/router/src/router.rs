@@ -153,17 +153,22 @@ impl HttpContext for RouterStream {
     }
 }
 
-/// An error answered by Envoy itself (no provider reachable, timeout, overflow...) in the
-/// OpenAI format, keeping Envoy's short explanation, which holds no secrets.
+/// An error answered by Envoy itself (no provider reachable, timeout, body over the buffer
+/// limit...) in the OpenAI format, keeping Envoy's short explanation, which holds no secrets.
 pub fn envoy_error_as_openai(status: u16, text: &[u8]) -> Vec<u8> {
     const MAX_DETAIL: usize = 300;
     let detail = String::from_utf8_lossy(&text[..text.len().min(MAX_DETAIL)])
         .trim()
         .to_string();
-    let message = if detail.is_empty() {
-        format!("The gateway could not get an answer from any provider (status {status}).")
+    let summary = if status >= 500 {
+        "The gateway could not get an answer from any provider"
     } else {
-        format!("The gateway could not get an answer from any provider (status {status}): {detail}")
+        "The gateway refused the request"
+    };
+    let message = if detail.is_empty() {
+        format!("{summary} (status {status}).")
+    } else {
+        format!("{summary} (status {status}): {detail}")
     };
     let kind = tollgate_core::errors::error_type_for_status(status);
     OpenAiErrorBody {
@@ -171,8 +176,45 @@ pub fn envoy_error_as_openai(status: u16, text: &[u8]) -> Vec<u8> {
             message,
             kind: kind.to_string(),
             param: None,
-            code: Some(format!("upstream_{status}")),
+            code: Some(format!("gateway_{status}")),
         },
     }
     .to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn envoy_replies_become_openai_errors_with_their_status_kind() {
+        let cases: [(u16, &[u8], &str, &str); 3] = [
+            (
+                503,
+                b"upstream connect error or disconnect/reset before headers",
+                "server_error",
+                "any provider (status 503): upstream connect error",
+            ),
+            (
+                413,
+                b"Payload Too Large",
+                "invalid_request_error",
+                "refused the request (status 413): Payload Too Large",
+            ),
+            (504, b"", "server_error", "any provider (status 504)."),
+        ];
+        for (status, text, kind, message_part) in cases {
+            let body: Value = serde_json::from_slice(&envoy_error_as_openai(status, text)).unwrap();
+            assert_eq!(body["error"]["type"], json!(kind));
+            assert_eq!(body["error"]["code"], json!(format!("gateway_{status}")));
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(message_part),
+                "{body}"
+            );
+        }
+    }
 }

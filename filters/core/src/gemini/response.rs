@@ -21,6 +21,27 @@ pub(crate) struct GenerateContentResponse {
     pub model_version: Option<String>,
     #[serde(default)]
     pub response_id: Option<String>,
+    /// Set when Gemini refused the prompt itself; there are no candidates then.
+    #[serde(default)]
+    pub prompt_feedback: Option<PromptFeedback>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PromptFeedback {
+    #[serde(default)]
+    pub block_reason: Option<String>,
+}
+
+impl GenerateContentResponse {
+    /// Whether Gemini blocked the prompt, answering no candidate at all.
+    pub(crate) fn prompt_blocked(&self) -> bool {
+        self.candidates.is_empty()
+            && self
+                .prompt_feedback
+                .as_ref()
+                .is_some_and(|f| f.block_reason.is_some())
+    }
 }
 
 #[derive(Deserialize)]
@@ -91,6 +112,15 @@ pub fn to_chat_completion(
     let response: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| {
         GatewayError::Unavailable(format!("The Gemini answer could not be read: {e}"))
     })?;
+    let blocked = response.prompt_blocked().then(|| Choice {
+        index: 0,
+        message: ResponseMessage {
+            role: "assistant",
+            content: Some(String::new()),
+            tool_calls: Vec::new(),
+        },
+        finish_reason: Some("content_filter"),
+    });
     let choices = response
         .candidates
         .into_iter()
@@ -133,6 +163,7 @@ pub fn to_chat_completion(
                 finish_reason: Some(reason),
             }
         })
+        .chain(blocked)
         .collect();
     Ok(ChatCompletion {
         id: response

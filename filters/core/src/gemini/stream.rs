@@ -92,11 +92,11 @@ impl StreamState {
         };
         if !self.started {
             self.started = true;
-            if let Some(id) = response.response_id {
-                self.id = id;
+            if let Some(id) = &response.response_id {
+                self.id.clone_from(id);
             }
-            if let Some(model) = response.model_version {
-                self.model = model;
+            if let Some(model) = &response.model_version {
+                self.model.clone_from(model);
             }
             let delta = Delta {
                 role: Some("assistant"),
@@ -107,6 +107,10 @@ impl StreamState {
         }
         if let Some(usage) = response.usage_metadata {
             self.usage = usage.into();
+        }
+        if response.prompt_blocked() {
+            self.finished = true;
+            self.write(out, 0, Delta::default(), Some("content_filter"));
         }
         for candidate in response.candidates {
             let index = candidate.index;
