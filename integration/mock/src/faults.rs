@@ -19,7 +19,7 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 /// Faults applied to every request a mock receives (its provider endpoints, not `/__mock/`).
 ///
 /// JSON form (for `POST /__mock/faults`), every field optional:
-/// `{"status":503,"retry_after_secs":2,"latency_ms":100,"chunk_delay_ms":20,"reset_after_chunks":3,"fail_first":2}`.
+/// `{"status":503,"retry_after_secs":2,"latency_ms":100,"chunk_delay_ms":20,"reset_after_chunks":3,"reset_before_headers":false,"fail_first":2}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceFaults {
@@ -38,9 +38,14 @@ pub struct InstanceFaults {
     /// A non-streamed answer is cut after half of its body, whatever the number. The client
     /// sees an incomplete body, never a clean end. Every request, or only the first `fail_first`.
     pub reset_after_chunks: Option<u32>,
-    /// When non-zero, `status` and `reset_after_chunks` apply only to the first N requests
-    /// (counted from when these faults were set), and with neither set those N requests fail
-    /// with 503. Later requests succeed. Latency and chunk delay always apply.
+    /// Abort the connection (HTTP/1.1) or the stream (HTTP/2 RST_STREAM) without any response,
+    /// after the latency: what a proxy's "retry on reset" reacts to. Takes precedence over
+    /// `status`. Every request, or only the first `fail_first`.
+    pub reset_before_headers: bool,
+    /// When non-zero, `status`, `reset_after_chunks` and `reset_before_headers` apply only to
+    /// the first N requests (counted from when these faults were set), and with none of them
+    /// set those N requests fail with 503. Later requests succeed. Latency and chunk delay
+    /// always apply.
     pub fail_first: u32,
 }
 
@@ -72,10 +77,12 @@ pub(crate) struct RequestFaults {
     latency_ms: Option<u64>,
     chunk_delay_ms: Option<u64>,
     reset_after_chunks: Option<u32>,
+    reset_before_headers: Option<bool>,
 }
 
 impl RequestFaults {
-    /// Parses `status=429;retry-after=2;latency-ms=200;chunk-delay-ms=50;reset-after-chunks=2`.
+    /// Parses `status=429;retry-after=2;latency-ms=200;chunk-delay-ms=50;reset-after-chunks=2`
+    /// and `reset-before-headers=true` (or `1`).
     /// Unknown keys and malformed numbers are errors so a typo never silently tests nothing.
     pub(crate) fn parse(header: &str) -> Result<Self, MockError> {
         let mut faults = RequestFaults::default();
@@ -94,10 +101,13 @@ impl RequestFaults {
                 "latency-ms" => faults.latency_ms = Some(parse_number(key, value)?),
                 "chunk-delay-ms" => faults.chunk_delay_ms = Some(parse_number(key, value)?),
                 "reset-after-chunks" => faults.reset_after_chunks = Some(parse_number(key, value)?),
+                "reset-before-headers" => {
+                    faults.reset_before_headers = Some(parse_flag(key, value)?)
+                }
                 _ => {
                     return Err(MockError::InvalidFault(format!(
                         "unknown key `{key}` (expected status, retry-after, latency-ms, \
-                         chunk-delay-ms or reset-after-chunks)"
+                         chunk-delay-ms, reset-after-chunks or reset-before-headers)"
                     )))
                 }
             }
@@ -112,6 +122,16 @@ fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, MockE
         .map_err(|_| MockError::InvalidFault(format!("`{key}={value}` is not a valid number")))
 }
 
+fn parse_flag(key: &str, value: &str) -> Result<bool, MockError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(MockError::InvalidFault(format!(
+            "`{key}={value}` is not true, false, 1 or 0"
+        ))),
+    }
+}
+
 /// The faults that apply to one request, after combining instance and request settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -122,6 +142,8 @@ pub(crate) struct Plan {
     pub latency: Duration,
     pub chunk_delay: Duration,
     pub reset_after_chunks: Option<u32>,
+    /// Abort without any response.
+    pub reset_before_headers: bool,
 }
 
 impl Plan {
@@ -134,10 +156,16 @@ impl Plan {
     ) -> Plan {
         let failing =
             instance.fail_first == 0 || requests_since_set < u64::from(instance.fail_first);
-        let (instance_status, instance_reset) = match (instance.status, instance.reset_after_chunks)
-        {
-            _ if !failing => (None, None),
-            (None, None) if instance.fail_first > 0 => (Some(DEFAULT_FAIL_STATUS), None),
+        let knobs = (
+            instance.status,
+            instance.reset_after_chunks,
+            instance.reset_before_headers,
+        );
+        let (instance_status, instance_reset, instance_abort) = match knobs {
+            _ if !failing => (None, None, false),
+            (None, None, false) if instance.fail_first > 0 => {
+                (Some(DEFAULT_FAIL_STATUS), None, false)
+            }
             knobs => knobs,
         };
         let fail_status = request.status.or(instance_status);
@@ -155,6 +183,7 @@ impl Plan {
                 request.chunk_delay_ms.unwrap_or(instance.chunk_delay_ms),
             ),
             reset_after_chunks: request.reset_after_chunks.or(instance_reset),
+            reset_before_headers: request.reset_before_headers.unwrap_or(instance_abort),
         }
     }
 }
@@ -166,7 +195,8 @@ mod tests {
     #[test]
     fn header_with_every_key_is_parsed() {
         let faults = RequestFaults::parse(
-            "status=429; retry-after=2;latency-ms=200;chunk-delay-ms=50;reset-after-chunks=2;",
+            "status=429; retry-after=2;latency-ms=200;chunk-delay-ms=50;reset-after-chunks=2;\
+             reset-before-headers=1",
         )
         .unwrap();
         assert_eq!(
@@ -177,6 +207,7 @@ mod tests {
                 latency_ms: Some(200),
                 chunk_delay_ms: Some(50),
                 reset_after_chunks: Some(2),
+                reset_before_headers: Some(true),
             }
         );
     }
@@ -190,6 +221,7 @@ mod tests {
             "status=600",
             "latency=5",
             "reset-after-chunks=-1",
+            "reset-before-headers=yes",
         ] {
             assert!(RequestFaults::parse(header).is_err(), "{header} accepted");
         }

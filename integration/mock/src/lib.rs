@@ -91,7 +91,7 @@
 //!
 //! Per request, header `x-mock-fault` with `;`-separated `key=value` pairs:
 //! `status=<400..599>`, `retry-after=<seconds>`, `latency-ms=<ms>`, `chunk-delay-ms=<ms>`,
-//! `reset-after-chunks=<n>`. Per instance, [`InstanceFaults`] (the same knobs plus `fail_first`),
+//! `reset-after-chunks=<n>`, `reset-before-headers=<true|false>`. Per instance, [`InstanceFaults`] (the same knobs plus `fail_first`),
 //! set at spawn, with [`MockHandle::set_faults`], `POST /__mock/faults` or the binary's flags. A
 //! request's header overrides the instance's knobs one by one. See [`InstanceFaults`] for each
 //! knob's exact meaning. Faults are applied before authentication and validation; error statuses

@@ -21,8 +21,10 @@ until SIGINT or SIGTERM. Options apply to the mock named just before them:
                             first N with --fail-first N
   --reset-after-chunks N    abort streams after N chunks (whole answers after half the body):
                             every request, or only the first N with --fail-first N
-  --fail-first N            apply --status/--reset-after-chunks to the first N requests only
-                            (with neither, fail them with 503)
+  --reset-before-headers    drop the connection (HTTP/2: reset the stream) without answering:
+                            every request, or only the first N with --fail-first N
+  --fail-first N            apply --status and the resets to the first N requests only
+                            (with none of them, fail those N with 503)
   --retry-after SECS        Retry-After on injected errors (429 always has one, default 1)
   --latency-ms MS           wait before answering
   --chunk-delay-ms MS       wait between stream chunks
@@ -136,6 +138,7 @@ fn parse_args(
             "--latency-ms" => faults.latency_ms = number(flag, value()?)?,
             "--chunk-delay-ms" => faults.chunk_delay_ms = number(flag, value()?)?,
             "--reset-after-chunks" => faults.reset_after_chunks = Some(number(flag, value()?)?),
+            "--reset-before-headers" => faults.reset_before_headers = true,
             _ => return Err(format!("unknown option {flag}")),
         }
         faults
@@ -171,12 +174,13 @@ mod tests {
         let configs = parse_args(
             &args(
                 "--openai 127.0.0.1:18001 --api-key sk-1 --latency-ms 5 \
-                 --ollama 127.0.0.1:0 --fail-first 2 --status 429 --name local",
+                 --ollama 127.0.0.1:0 --fail-first 2 --status 429 --name local \
+                 --anthropic 127.0.0.1:0 --reset-before-headers --fail-first 1",
             ),
             no_env,
         )
         .unwrap();
-        assert_eq!(configs.len(), 2);
+        assert_eq!(configs.len(), 3);
         assert_eq!(configs[0].kind, Kind::Openai);
         assert_eq!(configs[0].api_key.as_deref(), Some("sk-1"));
         assert_eq!(configs[0].faults.latency_ms, 5);
@@ -185,6 +189,9 @@ mod tests {
         assert_eq!(configs[1].name, "local");
         assert_eq!(configs[1].faults.fail_first, 2);
         assert_eq!(configs[1].faults.status, Some(429));
+        assert!(!configs[1].faults.reset_before_headers);
+        assert!(configs[2].faults.reset_before_headers);
+        assert_eq!(configs[2].faults.fail_first, 1);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::body::ResponseBody;
+use crate::body::{Aborted, ResponseBody};
 use crate::config::{Kind, MockConfig, MockError};
 use crate::control;
 use crate::faults::{InstanceFaults, Plan, RequestFaults, FAULT_HEADER};
@@ -250,7 +250,9 @@ async fn serve_connection(stream: TcpStream, state: Arc<MockState>) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
+        // An `Err` makes hyper drop the connection (HTTP/1.1) or reset the stream (HTTP/2)
+        // without a response.
+        async move { handle(&state, request).await }
     });
     // Errors here are the client going away or an injected reset: nothing to do about either.
     let _ = auto::Builder::new(TokioExecutor::new())
@@ -258,9 +260,12 @@ async fn serve_connection(stream: TcpStream, state: Arc<MockState>) {
         .await;
 }
 
-async fn handle(state: &MockState, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    state: &MockState,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Aborted> {
     if request.uri().path().starts_with(CONTROL_PREFIX) {
-        return control::handle(state, request).await;
+        return Ok(control::handle(state, request).await);
     }
     let seq = state.request_count.fetch_add(1, Ordering::SeqCst) + 1;
     let (parts, body) = request.into_parts();
@@ -277,7 +282,7 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
                 }
             };
             let response = error_response(state.kind, &failure, None);
-            return with_mock_headers(response, state, seq);
+            return Ok(with_mock_headers(response, state, seq));
         }
     };
     record(state, &parts, body.clone());
@@ -293,7 +298,8 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
                 message: format!("bad {FAULT_HEADER} header: {error}"),
                 param: None,
             };
-            return with_mock_headers(error_response(state.kind, &failure, None), state, seq);
+            let response = error_response(state.kind, &failure, None);
+            return Ok(with_mock_headers(response, state, seq));
         }
     };
     let plan = {
@@ -306,6 +312,9 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
 
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
+    }
+    if plan.reset_before_headers {
+        return Err(Aborted);
     }
     let response = match plan.fail_status.map(hyper::StatusCode::from_u16) {
         Some(Ok(status)) => error_response(
@@ -328,7 +337,7 @@ async fn handle(state: &MockState, request: Request<Incoming>) -> Response<Respo
             providers::respond(state.kind, &exchange, &plan)
         }
     };
-    with_mock_headers(response, state, seq)
+    Ok(with_mock_headers(response, state, seq))
 }
 
 fn record(state: &MockState, parts: &hyper::http::request::Parts, body: Bytes) {

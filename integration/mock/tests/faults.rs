@@ -358,6 +358,37 @@ fn reset_after_chunks_aborts_a_stream_after_that_many_events() {
 }
 
 #[test]
+fn reset_before_headers_drops_the_request_without_any_response() {
+    for kind in Kind::ALL {
+        for protocol in [Protocol::Http1, Protocol::Http2] {
+            let mock = mock(kind);
+            let mut call = chat(kind, false).header("x-mock-fault", "reset-before-headers=true");
+            call.protocol = protocol;
+            let result = call.send(mock.addr());
+            assert!(result.is_err(), "{kind} over {protocol:?}: {result:?}");
+            assert_eq!(mock.request_count(), 1, "the request was received");
+        }
+    }
+}
+
+#[test]
+fn fail_first_with_reset_before_headers_lets_a_retry_succeed() {
+    let mock = mock_with(
+        Kind::Gemini,
+        InstanceFaults {
+            fail_first: 1,
+            reset_before_headers: true,
+            ..Default::default()
+        },
+    );
+    assert!(chat(Kind::Gemini, false).send(mock.addr()).is_err());
+    assert_eq!(
+        chat(Kind::Gemini, false).send(mock.addr()).unwrap().status,
+        200
+    );
+}
+
+#[test]
 fn reset_cuts_a_whole_answer_in_the_middle() {
     for protocol in [Protocol::Http1, Protocol::Http2] {
         let mock = mock_with(
