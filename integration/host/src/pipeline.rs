@@ -165,7 +165,10 @@ impl HostInner {
         if let Some(s) = self.world.borrow_mut().streams.get_mut(&stream) {
             s.filters[filter].skip = true;
         }
+        let answered = self.with_stream(stream, |s| s.local_reply.is_some());
         match self.plugins[plugin].failure_policy {
+            // Already answering locally: the failed filter is passed over.
+            _ if answered => false,
             FailurePolicy::FailOpen => false,
             FailurePolicy::FailClosed => {
                 let reply = LocalReplyRequest {
@@ -187,7 +190,7 @@ impl HostInner {
             let slot = &world.streams[&stream].filters[filter];
             (slot.created, slot.skip, slot.vm, slot.plugin)
         };
-        if skip {
+        if skip || (!created && !request) {
             return Ok(false);
         }
         if self.vms[vm].failed {
