@@ -31,7 +31,7 @@ until SIGINT or SIGTERM. Options apply to the mock named just before them:
 
 Every mock also serves GET /__mock/health, GET /__mock/received, GET|POST /__mock/faults and
 POST /__mock/reset. Per-request faults: header x-mock-fault: status=429;retry-after=2 (also
-latency-ms, chunk-delay-ms, reset-after-chunks).
+latency-ms, chunk-delay-ms, reset-after-chunks, reset-before-headers).
 
 Example:
   tollgate-mock --openai 127.0.0.1:18001 --api-key-env OPENAI_KEY \\
