@@ -76,6 +76,8 @@ pub struct AdapterStream {
     upstream: Option<UpstreamRequest>,
     response: ResponseMode,
     answered: bool,
+    /// Request body bytes buffered so far (read again if the body ends with trailers).
+    request_body_size: usize,
     /// Reused output buffer for stream translation.
     out: Vec<u8>,
 }
@@ -89,6 +91,7 @@ impl AdapterStream {
             upstream: None,
             response: ResponseMode::Relay,
             answered: false,
+            request_body_size: 0,
             out: Vec::new(),
         }
     }
@@ -143,6 +146,17 @@ impl AdapterStream {
         Ok(())
     }
 
+    /// The whole request body is in (end of body or trailers): prepare it, or answer locally.
+    fn on_request_complete(&mut self) -> Action {
+        let body = self
+            .get_http_request_body(0, self.request_body_size)
+            .unwrap_or_default();
+        match self.prepare_request(&body) {
+            Ok(()) => Action::Continue,
+            Err(error) => self.reject(&error),
+        }
+    }
+
     fn response_context(&self) -> ResponseContext {
         let now = self
             .get_current_time()
@@ -181,17 +195,18 @@ impl HttpContext for AdapterStream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.request_body_size = body_size;
+        if self.answered || !end_of_stream {
+            return Action::Pause;
+        }
+        self.on_request_complete()
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if self.answered {
             return Action::Pause;
         }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match self.prepare_request(&body) {
-            Ok(()) => Action::Continue,
-            Err(error) => self.reject(&error),
-        }
+        self.on_request_complete()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

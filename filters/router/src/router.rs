@@ -36,6 +36,8 @@ pub struct RouterStream {
     /// The response is an error not in the OpenAI format (e.g. Envoy's own plain-text 503
     /// when every provider is down): its status, while its body is buffered to be replaced.
     rewrite_error_status: Option<u16>,
+    /// Request body bytes buffered so far (read again if the body ends with trailers).
+    request_body_size: usize,
 }
 
 impl RouterStream {
@@ -45,6 +47,7 @@ impl RouterStream {
             config: Rc::clone(&root.config),
             answered: false,
             rewrite_error_status: None,
+            request_body_size: 0,
         }
     }
 
@@ -57,6 +60,17 @@ impl RouterStream {
             Some(&body),
         );
         Action::Pause
+    }
+
+    /// The whole body is in (end of body or trailers): route, or answer locally.
+    fn on_request_complete(&mut self) -> Action {
+        let body = self
+            .get_http_request_body(0, self.request_body_size)
+            .unwrap_or_default();
+        match self.route(&body) {
+            Ok(()) => Action::Continue,
+            Err(error) => self.reject(&error),
+        }
     }
 
     fn route(&mut self, body: &[u8]) -> Result<(), GatewayError> {
@@ -108,14 +122,18 @@ impl HttpContext for RouterStream {
         if let Err(error) = check_size(body_size, self.config.max_request_bytes) {
             return self.reject(&error);
         }
+        self.request_body_size = body_size;
         if !end_of_stream {
             return Action::Pause; // buffer until the whole body is in
         }
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        match self.route(&body) {
-            Ok(()) => Action::Continue,
-            Err(error) => self.reject(&error),
+        self.on_request_complete()
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.answered {
+            return Action::Pause;
         }
+        self.on_request_complete()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

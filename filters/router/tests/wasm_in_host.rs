@@ -443,3 +443,53 @@ fn adapter_answers_503_when_no_provider_matches_the_endpoint() {
         Json::from("no_provider")
     );
 }
+
+#[test]
+fn a_body_ending_with_trailers_is_routed_and_translated_too() {
+    let request =
+        br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let router = host("router", r#"{"models":{"gpt-4o-mini":"fast-llm"}}"#);
+    let mut stream = router.stream();
+    stream.send_request_headers(&request_headers(request.len()), false);
+    assert_eq!(stream.send_request_body(request, false), Outcome::Pause);
+    assert_eq!(
+        stream.send_request_trailers(&[("x-trailer", "1")]),
+        Outcome::Continue
+    );
+    let upstream = stream.upstream();
+    assert_eq!(
+        upstream
+            .headers
+            .unwrap()
+            .get("x-tollgate-backend")
+            .as_deref(),
+        Some("fast-llm")
+    );
+    assert!(String::from_utf8_lossy(&upstream.body).contains(r#""include_usage":true"#));
+
+    let provider = cases()
+        .into_iter()
+        .find(|c| c.provider.kind == ProviderKind::Anthropic)
+        .unwrap()
+        .provider;
+    let adapter = host(
+        "adapter",
+        &serde_json::json!({"backend": "b", "providers": [provider]}).to_string(),
+    );
+    let mut stream = adapter.stream();
+    stream.send_request_headers(&request_headers(request.len()), false);
+    assert_eq!(stream.send_request_body(request, false), Outcome::Pause);
+    assert_eq!(
+        stream.send_request_trailers(&[("x-trailer", "1")]),
+        Outcome::Continue
+    );
+    let upstream = stream.upstream();
+    assert_eq!(
+        upstream.headers.unwrap().get(":path").as_deref(),
+        Some("/v1/messages")
+    );
+    assert_eq!(
+        json(&upstream.body, "anthropic body")["stream"],
+        Json::from(true)
+    );
+}
