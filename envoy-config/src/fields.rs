@@ -83,7 +83,7 @@ pub const FIELD_TABLE: &[(&str, &str, &str)] = &[
     ("TrafficPolicy", "spec.ai.semanticCache.backend.port", "cluster service/<name> port_value"),
     ("TrafficPolicy", "spec.ai.semanticCache.ttl", "cache filter semantic entry lifetime"),
     ("TrafficPolicy", "spec.loadBalancer.type", "cluster lb_policy (LEAST_REQUEST, ROUND_ROBIN, RANDOM)"),
-    ("TrafficPolicy", "spec.loadBalancer.healthCheck.interval", "cluster health_checks[0].interval"),
+    ("TrafficPolicy", "spec.loadBalancer.healthCheck.interval", "cluster health_checks[0].interval and no_traffic_interval (else Envoy checks idle clusters only every 60 s)"),
     ("TrafficPolicy", "spec.loadBalancer.healthCheck.timeout", "cluster health_checks[0].timeout"),
     ("TrafficPolicy", "spec.loadBalancer.healthCheck.healthyThreshold", "cluster health_checks[0].healthy_threshold"),
     ("TrafficPolicy", "spec.loadBalancer.healthCheck.unhealthyThreshold", "cluster health_checks[0].unhealthy_threshold"),

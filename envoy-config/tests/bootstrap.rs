@@ -261,7 +261,7 @@ fn latency_routing_sets_least_request_and_health_checks() {
     assert_eq!(multi["lb_policy"], "LEAST_REQUEST");
     assert_eq!(
         multi["health_checks"],
-        json!([{"interval": "10s", "timeout": "5s", "healthy_threshold": 2, "unhealthy_threshold": 3, "tcp_health_check": {}}])
+        json!([{"interval": "10s", "no_traffic_interval": "10s", "timeout": "5s", "healthy_threshold": 2, "unhealthy_threshold": 3, "tcp_health_check": {}}])
     );
     assert_eq!(cluster(&guide, "openai")["lb_policy"], "ROUND_ROBIN");
     let local = envoy(&common::local_stack());

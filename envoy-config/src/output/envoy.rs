@@ -447,6 +447,10 @@ fn backend_cluster(backend: &BackendPlan, plan: &Plan, options: &OutputOptions) 
         let mut health_check = json!({
             "timeout": check.check.timeout.to_envoy(),
             "interval": check.check.interval.to_envoy(),
+            // Without traffic Envoy would check only every 60 s (its no_traffic_interval), and a
+            // host failed by its first check (often timed out while Envoy was still loading the
+            // wasm modules) would stay failed that long: check at the configured interval.
+            "no_traffic_interval": check.check.interval.to_envoy(),
             "healthy_threshold": check.check.healthy_threshold,
             "unhealthy_threshold": check.check.unhealthy_threshold,
         });
