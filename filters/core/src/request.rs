@@ -162,6 +162,13 @@ pub fn backend_for_model<'c>(
 }
 
 fn parse_probe(body: &[u8]) -> Result<Probe<'_>, GatewayError> {
+    // serde_json skips the strings of ignored fields without checking their UTF-8.
+    if std::str::from_utf8(body).is_err() {
+        return Err(GatewayError::invalid(
+            "The request body is not valid UTF-8.",
+            None,
+        ));
+    }
     // A serde struct also accepts a JSON array (as a tuple); the body must be an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(GatewayError::invalid(
@@ -367,6 +374,12 @@ mod tests {
             assert_eq!(err.status(), 400, "{body}");
             assert_eq!(err.to_openai().error.param.as_deref(), param, "{body}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_even_in_fields_the_router_skips_is_400() {
+        let body = b"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}";
+        assert_eq!(inspect_chat_request(body, LIMIT).unwrap_err().status(), 400);
     }
 
     #[test]
