@@ -10,7 +10,7 @@ use crate::model::backend::{AuthTokenKind, BackendType, ProviderSettings};
 use crate::model::backend_config_policy::{
     H2UpgradePolicy, Http2ProtocolOptions, OutlierDetection, TcpKeepalive,
 };
-use crate::model::http_route::PathMatchType;
+use crate::model::http_route::{HeaderMatchType, PathMatchType};
 use crate::model::prometheus_rule::PrometheusRuleSpec;
 use crate::model::traffic_policy::{
     Caching, HealthCheck, JwtProvider, LbPolicy, SemanticCache, TokenBucket,
@@ -23,6 +23,11 @@ use tollgate_core::config::{ProviderEndpoint, ProviderKind};
 /// Route timeout when a rule sets none: the guide's timeout table recommends 300 s for streaming
 /// chat, its longest row; any chat request may stream, and Envoy picks the route before it knows.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::seconds(300);
+
+/// The pseudo-header an HTTPRoute matches to route by the requested model. Clients do not send
+/// it: the router reads the model from the body and sets its backend header, which the
+/// generated route matches instead.
+pub const MODEL_HEADER: &str = "x-tollgate-model";
 
 /// Connect timeout when no policy sets one (Envoy's own default).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::seconds(5);
@@ -61,6 +66,8 @@ pub struct Plan {
     pub autoscalers: Vec<serde_norway::Value>,
     /// Every `(provider kind name, model)` a Backend asks for (for the price rules).
     pub models: BTreeSet<(String, String)>,
+    /// Requested model -> Backend, from `x-tollgate-model` matches (RouterConfig.models).
+    pub router_models: BTreeMap<String, String>,
 }
 
 /// One Backend.
@@ -170,8 +177,8 @@ pub struct RoutePlan {
 /// One rule of an HTTPRoute.
 #[derive(Debug, Clone)]
 pub struct RulePlan {
-    /// Path matches (type, value); empty means `PathPrefix /`.
-    pub matches: Vec<(PathMatchType, String)>,
+    /// Matches; empty means `PathPrefix /`.
+    pub matches: Vec<MatchPlan>,
     /// (Backend, weight).
     pub backends: Vec<(String, u32)>,
     /// Route timeout.
@@ -184,6 +191,17 @@ pub struct RulePlan {
     pub retry_codes: Vec<u16>,
     /// Retry back-off base.
     pub retry_backoff: Option<Duration>,
+}
+
+/// One match of a rule: a path and required headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchPlan {
+    /// Path match type.
+    pub path_type: PathMatchType,
+    /// Path.
+    pub path: String,
+    /// (name, type, value), all required; a model match appears as the router's backend header.
+    pub headers: Vec<(String, HeaderMatchType, String)>,
 }
 
 /// TrafficPolicy sections that apply to one HTTPRoute.
@@ -239,6 +257,7 @@ pub fn build(catalog: &Catalog, options: &PlanOptions) -> Result<Plan, ConfigErr
         .iter()
         .map(|route| route_plan(route, &plan.backends))
         .collect();
+    plan.router_models = model_routes(catalog, &mut errors);
     apply_gateway_parameters(catalog, &mut plan, &mut errors);
     plan.prometheus_rules = catalog.prometheus_rules.clone();
     plan.autoscalers = catalog
@@ -1009,17 +1028,16 @@ fn route_plan(
                 .max()
                 .unwrap_or(1);
             let retry = rule.retry.as_ref();
+            let backend = rule
+                .backend_refs
+                .first()
+                .map(|r| r.name.as_str())
+                .unwrap_or_default();
             RulePlan {
                 matches: rule
                     .matches
                     .iter()
-                    .filter_map(|m| m.path.as_ref())
-                    .map(|p| {
-                        (
-                            p.match_type.unwrap_or(PathMatchType::PathPrefix),
-                            p.value.clone(),
-                        )
-                    })
+                    .map(|m| match_plan(m, backend))
                     .collect(),
                 backends: rule
                     .backend_refs
@@ -1143,4 +1161,88 @@ pub fn dns_host_names(plan: &Plan) -> BTreeSet<String> {
         .filter(|a| a.host.parse::<std::net::IpAddr>().is_err())
         .map(|a| a.host.clone())
         .collect()
+}
+
+/// Stands for the router's backend header (RouterConfig.backend_header) in a planned match.
+pub const BACKEND_HEADER_PLACEHOLDER: &str = "@router-backend-header";
+
+/// `x-tollgate-model` matches: the model -> Backend map the router routes by. Such a rule needs
+/// exactly one backendRef, an Exact value, and a model maps to one Backend only.
+fn model_routes(catalog: &Catalog, errors: &mut Vec<ConfigError>) -> BTreeMap<String, String> {
+    let mut models: BTreeMap<String, (String, Location)> = BTreeMap::new();
+    for route in &catalog.http_routes {
+        for (r, rule) in route.spec().rules.iter().enumerate() {
+            for (m, matcher) in rule.matches.iter().enumerate() {
+                for (h, header) in matcher.headers.iter().enumerate() {
+                    if !header.name.eq_ignore_ascii_case(MODEL_HEADER) {
+                        continue;
+                    }
+                    let path = format!("spec.rules[{r}].matches[{m}].headers[{h}]");
+                    let location = route.location.at(path.clone());
+                    if header.match_type == Some(HeaderMatchType::RegularExpression) {
+                        errors.push(ConfigError::new(
+                            route.location.at(format!("{path}.type")),
+                            "a model match must be Exact",
+                        ));
+                        continue;
+                    }
+                    let [backend_ref] = rule.backend_refs.as_slice() else {
+                        errors.push(ConfigError::new(
+                            route.location.at(format!("spec.rules[{r}].backendRefs")),
+                            format!("a rule matching {MODEL_HEADER} needs exactly one backendRef"),
+                        ));
+                        continue;
+                    };
+                    match models.get(&header.value) {
+                        Some((backend, first)) if *backend != backend_ref.name => {
+                            errors.push(ConfigError::new(
+                                location,
+                                format!(
+                                    "model {:?} already routes to Backend {backend:?} ({first})",
+                                    header.value
+                                ),
+                            ))
+                        }
+                        Some(_) => {}
+                        None => {
+                            models
+                                .insert(header.value.clone(), (backend_ref.name.clone(), location));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    models
+        .into_iter()
+        .map(|(model, (backend, _))| (model, backend))
+        .collect()
+}
+
+fn match_plan(matcher: &crate::model::http_route::RouteMatch, backend: &str) -> MatchPlan {
+    let path = matcher.path.as_ref();
+    MatchPlan {
+        path_type: path
+            .and_then(|p| p.match_type)
+            .unwrap_or(PathMatchType::PathPrefix),
+        path: path
+            .map(|p| p.value.clone())
+            .unwrap_or_else(|| "/".to_string()),
+        headers: matcher
+            .headers
+            .iter()
+            .map(|h| {
+                if h.name.eq_ignore_ascii_case(MODEL_HEADER) {
+                    (
+                        BACKEND_HEADER_PLACEHOLDER.to_string(),
+                        HeaderMatchType::Exact,
+                        backend.to_string(),
+                    )
+                } else {
+                    let match_type = h.match_type.unwrap_or(HeaderMatchType::Exact);
+                    (h.name.to_ascii_lowercase(), match_type, h.value.clone())
+                }
+            })
+            .collect(),
+    }
 }

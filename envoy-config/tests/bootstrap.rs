@@ -388,3 +388,34 @@ fn command_line_endpoint_overrides_win_over_the_file() {
         ("127.0.0.1:19003", "/prefix")
     );
 }
+
+#[test]
+fn model_matches_fill_the_router_map_and_match_its_backend_header() {
+    let mut request = common::guide_and_companion();
+    request.inputs = vec![common::input("tests/fixtures/model-routing.yaml")];
+    let bootstrap = envoy(&request);
+    let router: RouterConfig = serde_json::from_str(
+        hcm(&bootstrap)["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        router.models,
+        [("claude-3-5-haiku".to_string(), "claude".to_string())].into()
+    );
+    let routes = hcm(&bootstrap)["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["by-model/0/0", "by-model/1/0"],
+        "the header route comes first"
+    );
+    assert_eq!(
+        routes[0]["match"],
+        json!({"path_separated_prefix": "/v1", "headers": [{"name": "x-tollgate-backend", "string_match": {"exact": "claude"}}]})
+    );
+    assert_eq!(routes[0]["route"]["cluster"], "claude");
+}

@@ -365,3 +365,39 @@ fn circuit_breaker_overflows_beyond_one_connection_and_one_pending_request() {
         "the provider never saw more than the pool admits"
     );
 }
+
+#[test]
+fn the_requested_model_picks_the_backend() {
+    let gpt = mock();
+    let claude = spawn(MockConfig::new(
+        Kind::Anthropic,
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .unwrap();
+    let gateway = gateway(
+        &["envoy-config/tests/fixtures/model-routing.yaml"],
+        &[
+            ("gpt-4o-mini", gpt.base_url()),
+            ("claude-haiku", claude.base_url()),
+        ],
+    );
+    let ask = |model: &str| {
+        let body =
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+        http::post(
+            &gateway.url("/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            &body,
+        )
+        .unwrap()
+    };
+    let answer = ask("claude-3-5-haiku");
+    assert_eq!(
+        (answer.status, claude.request_count(), gpt.request_count()),
+        (200, 1, 0),
+        "{}",
+        answer.body
+    );
+    assert_eq!(ask("gpt-4o-mini").status, 200);
+    assert_eq!((claude.request_count(), gpt.request_count()), (1, 1));
+}

@@ -41,6 +41,32 @@ pub struct RouteMatch {
     /// Path match; Gateway API's default is `PathPrefix /`.
     #[serde(default)]
     pub path: Option<PathMatch>,
+    /// Header matches, all required. `x-tollgate-model: <model>` routes by the body's model
+    /// (the router reads it and names the backend in its routing header).
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// `matches[].headers[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderMatch {
+    /// Header name (case-insensitive).
+    pub name: String,
+    /// Value to match.
+    pub value: String,
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub match_type: Option<HeaderMatchType>,
+}
+
+/// `matches[].headers[].type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HeaderMatchType {
+    /// Whole value.
+    Exact,
+    /// RE2 regular expression.
+    RegularExpression,
 }
 
 /// `matches[].path`.

@@ -6,9 +6,12 @@
 //! memory limit is known.
 
 use super::OutputOptions;
-use crate::model::http_route::PathMatchType;
+use crate::model::http_route::{HeaderMatchType, PathMatchType};
 use crate::model::traffic_policy::LbPolicy;
-use crate::plan::{BackendPlan, EndpointPlan, Plan, RoutePlan, RulePlan, DEFAULT_CONNECT_TIMEOUT};
+use crate::plan::{
+    BackendPlan, EndpointPlan, MatchPlan, Plan, RoutePlan, RulePlan, BACKEND_HEADER_PLACEHOLDER,
+    DEFAULT_CONNECT_TIMEOUT,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tollgate_core::config::{AdapterConfig, RouterConfig};
@@ -88,9 +91,13 @@ pub fn downstream_plugin_configs(router: &RouterConfig) -> BTreeMap<&'static str
     ])
 }
 
-/// The router configuration the plan implies: defaults (routes alone pick the backend).
-pub fn router_config(_plan: &Plan) -> RouterConfig {
-    RouterConfig::default()
+/// The router configuration the plan implies: the model -> Backend map of the HTTPRoutes'
+/// `x-tollgate-model` matches (empty: the routes alone pick the backend).
+pub fn router_config(plan: &Plan) -> RouterConfig {
+    RouterConfig {
+        models: plan.router_models.clone(),
+        ..RouterConfig::default()
+    }
 }
 
 /// The adapter configuration of one AI Backend's cluster.
@@ -234,27 +241,35 @@ pub fn request_body_buffer_limit(router: &RouterConfig) -> u64 {
     (router.max_request_bytes as u64).saturating_mul(2)
 }
 
-/// (precedence class, path length, HTTPRoute index, route): the keys routes are ordered by.
-type SortableRoute = (u8, usize, usize, Value);
+/// (precedence class, path length, header matches, HTTPRoute index, route): the keys routes
+/// are ordered by.
+type SortableRoute = (u8, usize, usize, usize, Value);
 
 fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
     // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
     let mut hosts: BTreeMap<Vec<String>, Vec<SortableRoute>> = BTreeMap::new();
     for (route_index, route) in plan.routes.iter().enumerate() {
-        for entry in route_entries(route) {
+        for (class, length, headers, entry) in route_entries(route, router) {
             hosts.entry(route.hostnames.clone()).or_default().push((
-                entry.0,
-                entry.1,
+                class,
+                length,
+                headers,
                 route_index,
-                entry.2,
+                entry,
             ));
         }
     }
     let virtual_hosts: Vec<Value> = hosts
         .into_iter()
         .map(|(domains, mut routes)| {
-            // Exact first, then longer prefixes, then regexes; input order breaks ties.
-            routes.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+            // Gateway API precedence: Exact first, then longer prefixes, then regexes; more
+            // header matches first; input order breaks ties.
+            routes.sort_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then(b.1.cmp(&a.1))
+                    .then(b.2.cmp(&a.2))
+                    .then(a.3.cmp(&b.3))
+            });
             let name = if domains == ["*"] {
                 "tollgate".to_string()
             } else {
@@ -264,24 +279,30 @@ fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
                 "name": name,
                 "domains": domains,
                 "request_body_buffer_limit": request_body_buffer_limit(router),
-                "routes": routes.into_iter().map(|r| r.3).collect::<Vec<_>>(),
+                "routes": routes.into_iter().map(|r| r.4).collect::<Vec<_>>(),
             })
         })
         .collect();
     json!({"name": "tollgate", "virtual_hosts": virtual_hosts})
 }
 
-/// (precedence class, path length, route) for every match of every rule.
-fn route_entries(route: &RoutePlan) -> Vec<(u8, usize, Value)> {
+/// (precedence class, path length, header count, route) for every match of every rule.
+fn route_entries(route: &RoutePlan, router: &RouterConfig) -> Vec<(u8, usize, usize, Value)> {
     let mut entries = Vec::new();
     for (r, rule) in route.rules.iter().enumerate() {
+        let everything = MatchPlan {
+            path_type: PathMatchType::PathPrefix,
+            path: "/".to_string(),
+            headers: vec![],
+        };
         let matches = if rule.matches.is_empty() {
-            vec![(PathMatchType::PathPrefix, "/".to_string())]
+            vec![everything]
         } else {
             rule.matches.clone()
         };
-        for (m, (match_type, value)) in matches.iter().enumerate() {
-            let (class, matcher) = match match_type {
+        for (m, plan) in matches.iter().enumerate() {
+            let value = &plan.path;
+            let (class, mut matcher) = match plan.path_type {
                 PathMatchType::Exact => (0, json!({"path": value})),
                 PathMatchType::PathPrefix if value == "/" => (1, json!({"prefix": "/"})),
                 // Gateway API prefixes match whole segments, as path_separated_prefix does.
@@ -291,9 +312,31 @@ fn route_entries(route: &RoutePlan) -> Vec<(u8, usize, Value)> {
                 ),
                 PathMatchType::RegularExpression => (2, json!({"safe_regex": {"regex": value}})),
             };
+            if !plan.headers.is_empty() {
+                let headers: Vec<Value> = plan
+                    .headers
+                    .iter()
+                    .map(|(name, match_type, value)| {
+                        let name = if name == BACKEND_HEADER_PLACEHOLDER {
+                            router.backend_header.as_str()
+                        } else {
+                            name.as_str()
+                        };
+                        let string_match = match match_type {
+                            HeaderMatchType::Exact => json!({"exact": value}),
+                            HeaderMatchType::RegularExpression => {
+                                json!({"safe_regex": {"regex": value}})
+                            }
+                        };
+                        json!({"name": name, "string_match": string_match})
+                    })
+                    .collect();
+                matcher["headers"] = json!(headers);
+            }
             entries.push((
                 class,
                 value.len(),
+                plan.headers.len(),
                 json!({
                     "name": format!("{}/{r}/{m}", route.name),
                     "match": matcher,
