@@ -4,7 +4,7 @@ use crate::catalog::Catalog;
 use crate::error::{ConfigError, ConfigErrors, Location};
 use crate::input::{read_documents, SourceDocument};
 use crate::output::pricing::{self, Price};
-use crate::output::{envoy, istio, prometheus, to_yaml, OutputOptions};
+use crate::output::{envoy, istio, kubernetes, prometheus, to_yaml, OutputOptions};
 use crate::plan::{self, Plan, PlanOptions};
 use std::collections::BTreeMap;
 
@@ -65,7 +65,7 @@ pub fn plan(request: &RenderRequest) -> Result<(Catalog, Vec<SourceDocument>, Pl
 
 /// Renders every output file, keyed by path relative to the output folder.
 pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, ConfigErrors> {
-    let (_, _, plan) = plan(request)?;
+    let (_, documents, plan) = plan(request)?;
     let prices: Vec<Price> = match &request.pricing {
         Some(file) => pricing::parse(&file.name, &file.text)?,
         None => pricing::parse("guide-prices.yaml", pricing::GUIDE_PRICES)?,
@@ -101,6 +101,19 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
             secret: false,
         },
     );
+    if let Some(patch) = kubernetes::deployment_patch(&documents, &workload) {
+        let text = format!(
+            "# Strategic-merge patch of the gateway Deployment, from the GatewayParameters.\n{}",
+            to_yaml(&patch)
+        );
+        files.insert(
+            "kubernetes/deployment-patch.yaml".to_string(),
+            OutputFile {
+                text,
+                secret: false,
+            },
+        );
+    }
     for autoscaler in &plan.autoscalers {
         let name = autoscaler
             .get("metadata")

@@ -3,6 +3,7 @@
 
 pub mod envoy;
 pub mod istio;
+pub mod kubernetes;
 pub mod pricing;
 pub mod prometheus;
 
