@@ -1,0 +1,402 @@
+//! Policies merged onto their targets: BackendConfigPolicies onto clusters, TrafficPolicies
+//! onto Backends (load balancing) and HTTPRoutes (budgets, caching), JWT providers.
+
+use super::backends::{take_override, Overrides};
+use super::*;
+
+pub(super) fn apply_backend_config_policies(
+    catalog: &Catalog,
+    plan: &mut Plan,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut setters = BTreeMap::new();
+    for policy in &catalog.backend_config_policies {
+        let spec = policy.spec();
+        let at = &policy.location;
+        for target in &spec.target_refs {
+            let Some(backend) = plan.backends.iter_mut().find(|b| b.name == target.name) else {
+                continue;
+            };
+            let target_name = format!("Backend/{}", backend.name);
+            let settings = &mut backend.connection;
+            let mut set_u32 =
+                |slot: &mut Option<u32>, value: Option<u32>, field: &'static str, path: &str| {
+                    if let Some(value) = value {
+                        if claim(&mut setters, errors, &target_name, field, at, path) {
+                            *slot = Some(value);
+                        }
+                    }
+                };
+            if let Some(pool) = &spec.connection_pool {
+                if let Some(tcp) = &pool.tcp {
+                    set_u32(
+                        &mut settings.max_connections,
+                        tcp.max_connections,
+                        "max_connections",
+                        "spec.connectionPool.tcp.maxConnections",
+                    );
+                }
+                if let Some(http) = &pool.http {
+                    set_u32(
+                        &mut settings.max_pending_requests,
+                        http.http1_max_pending_requests,
+                        "max_pending_requests",
+                        "spec.connectionPool.http.http1MaxPendingRequests",
+                    );
+                    set_u32(
+                        &mut settings.max_requests,
+                        http.http2_max_requests,
+                        "max_requests",
+                        "spec.connectionPool.http.http2MaxRequests",
+                    );
+                    set_u32(
+                        &mut settings.max_requests_per_connection,
+                        http.max_requests_per_connection,
+                        "max_requests_per_connection",
+                        "spec.connectionPool.http.maxRequestsPerConnection",
+                    );
+                    set_u32(
+                        &mut settings.max_retries,
+                        http.max_retries,
+                        "max_retries",
+                        "spec.connectionPool.http.maxRetries",
+                    );
+                }
+            }
+            if let Some(breakers) = &spec.circuit_breakers {
+                set_u32(
+                    &mut settings.max_connections,
+                    breakers.max_connections,
+                    "max_connections",
+                    "spec.circuitBreakers.maxConnections",
+                );
+                set_u32(
+                    &mut settings.max_pending_requests,
+                    breakers.max_pending_requests,
+                    "max_pending_requests",
+                    "spec.circuitBreakers.maxPendingRequests",
+                );
+                set_u32(
+                    &mut settings.max_requests,
+                    breakers.max_requests,
+                    "max_requests",
+                    "spec.circuitBreakers.maxRequests",
+                );
+                set_u32(
+                    &mut settings.max_retries,
+                    breakers.max_retries,
+                    "max_retries",
+                    "spec.circuitBreakers.maxRetries",
+                );
+            }
+            if let Some(common) = &spec.common_http_protocol_options {
+                set_u32(
+                    &mut settings.max_requests_per_connection,
+                    common.max_requests_per_connection,
+                    "max_requests_per_connection",
+                    "spec.commonHttpProtocolOptions.maxRequestsPerConnection",
+                );
+                if let Some(idle) = common.idle_timeout {
+                    if claim(
+                        &mut setters,
+                        errors,
+                        &target_name,
+                        "idle_timeout",
+                        at,
+                        "spec.commonHttpProtocolOptions.idleTimeout",
+                    ) {
+                        settings.idle_timeout = Some(idle);
+                    }
+                }
+            }
+            let connect_timeouts = [
+                (
+                    spec.connection_pool
+                        .as_ref()
+                        .and_then(|p| p.tcp.as_ref())
+                        .and_then(|t| t.connect_timeout),
+                    "spec.connectionPool.tcp.connectTimeout",
+                ),
+                (spec.connect_timeout, "spec.connectTimeout"),
+            ];
+            for (timeout, path) in connect_timeouts {
+                if let Some(timeout) = timeout {
+                    if claim(
+                        &mut setters,
+                        errors,
+                        &target_name,
+                        "connect_timeout",
+                        at,
+                        path,
+                    ) {
+                        settings.connect_timeout = Some(timeout);
+                    }
+                }
+            }
+            let upgrade = spec
+                .connection_pool
+                .as_ref()
+                .and_then(|p| p.http.as_ref())
+                .and_then(|h| h.h2_upgrade_policy);
+            if let Some(upgrade) = upgrade {
+                if claim(
+                    &mut setters,
+                    errors,
+                    &target_name,
+                    "h2_upgrade_policy",
+                    at,
+                    "spec.connectionPool.http.h2UpgradePolicy",
+                ) && upgrade == H2UpgradePolicy::Upgrade
+                {
+                    settings
+                        .http2
+                        .get_or_insert_with(Http2ProtocolOptions::default);
+                }
+            }
+            if let Some(options) = &spec.http2_protocol_options {
+                if claim(
+                    &mut setters,
+                    errors,
+                    &target_name,
+                    "http2_protocol_options",
+                    at,
+                    "spec.http2ProtocolOptions",
+                ) {
+                    settings.http2 = Some(options.clone());
+                }
+            }
+            if let Some(keepalive) = &spec.tcp_keepalive {
+                if claim(
+                    &mut setters,
+                    errors,
+                    &target_name,
+                    "tcp_keepalive",
+                    at,
+                    "spec.tcpKeepalive",
+                ) {
+                    settings.keepalive = Some(keepalive.clone());
+                }
+            }
+            if let Some(outlier) = &spec.outlier_detection {
+                if let Some(percent) = outlier.max_ejection_percent.filter(|p| *p > 100) {
+                    errors.push(ConfigError::new(
+                        at.at("spec.outlierDetection.maxEjectionPercent"),
+                        format!("expected a percentage from 0 to 100, got {percent}"),
+                    ));
+                }
+                if claim(
+                    &mut setters,
+                    errors,
+                    &target_name,
+                    "outlier_detection",
+                    at,
+                    "spec.outlierDetection",
+                ) {
+                    settings.outlier = Some(outlier.clone());
+                }
+            }
+        }
+    }
+    // HTTP/2 explicitly refused by one policy and configured by another is a contradiction.
+    for policy in &catalog.backend_config_policies {
+        let refuses = matches!(
+            policy
+                .spec()
+                .connection_pool
+                .as_ref()
+                .and_then(|p| p.http.as_ref())
+                .and_then(|h| h.h2_upgrade_policy),
+            Some(H2UpgradePolicy::DoNotUpgrade)
+        );
+        for target in policy.spec().target_refs.iter().filter(|_| refuses) {
+            if let Some(backend) = plan
+                .backends
+                .iter_mut()
+                .find(|b| b.name == target.name && b.connection.http2.is_some())
+            {
+                errors.push(ConfigError::new(
+                    policy
+                        .location
+                        .at("spec.connectionPool.http.h2UpgradePolicy"),
+                    format!(
+                        "DO_NOT_UPGRADE contradicts the http2ProtocolOptions set for Backend/{}",
+                        backend.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+pub(super) fn apply_traffic_policies(
+    catalog: &Catalog,
+    plan: &mut Plan,
+    health_check_path: Option<&str>,
+    overrides: &mut Overrides,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut setters = BTreeMap::new();
+    let mut jwt_providers: Vec<JwtProvider> = Vec::new();
+    let mut jwt_uses: Vec<Location> = Vec::new();
+    for policy in &catalog.traffic_policies {
+        let spec = policy.spec();
+        let at = &policy.location;
+        if let Some(jwt) = &spec.jwt {
+            jwt_providers.extend(jwt.providers.iter().cloned());
+        }
+        if let Some(rate_limit) = &spec.rate_limit {
+            for (b, bucket) in rate_limit.local.iter().enumerate() {
+                let path = format!("spec.rateLimit.local[{b}]");
+                if bucket.max_tokens == 0 || bucket.tokens_per_fill == 0 {
+                    errors.push(ConfigError::new(
+                        at.at(path.clone()),
+                        "maxTokens and tokensPerFill must be at least 1",
+                    ));
+                }
+                if bucket.fill_interval.millis == 0 {
+                    errors.push(ConfigError::new(
+                        at.at(format!("{path}.fillInterval")),
+                        "must be longer than 0s",
+                    ));
+                }
+                for (d, descriptor) in bucket.descriptors.iter().enumerate() {
+                    for (e, entry) in descriptor.entries.iter().enumerate() {
+                        if entry.value.starts_with("jwt.") {
+                            jwt_uses
+                                .push(at.at(format!("{path}.descriptors[{d}].entries[{e}].value")));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(semantic) = spec.ai.as_ref().and_then(|ai| ai.semantic_cache.as_ref()) {
+            let path = "spec.ai.semanticCache";
+            if !(0.0..=1.0).contains(&semantic.similarity_threshold) {
+                errors.push(ConfigError::new(
+                    at.at(format!("{path}.similarityThreshold")),
+                    format!(
+                        "expected a number from 0 to 1, got {}",
+                        semantic.similarity_threshold
+                    ),
+                ));
+            }
+            if semantic.backend.kind != "Service" {
+                errors.push(ConfigError::new(
+                    at.at(format!("{path}.backend.kind")),
+                    format!("expected Service, got {:?}", semantic.backend.kind),
+                ));
+            }
+            let name = &semantic.backend.name;
+            let address = take_override(overrides, name).unwrap_or(Address {
+                host: name.clone(),
+                port: semantic.backend.port,
+                tls: false,
+                path_prefix: String::new(),
+            });
+            plan.services.insert(
+                name.clone(),
+                ServicePlan {
+                    cluster: format!("service/{name}"),
+                    address,
+                },
+            );
+        }
+        for (t, target) in spec.target_refs.iter().enumerate() {
+            let target_path = format!("spec.targetRefs[{t}]");
+            match target.kind.as_str() {
+                "Backend" => {
+                    for (present, section) in [
+                        (spec.rate_limit.is_some(), "rateLimit"),
+                        (spec.caching.is_some(), "caching"),
+                        (spec.ai.is_some(), "ai"),
+                    ] {
+                        if present {
+                            errors.push(ConfigError::new(
+                                at.at(format!("spec.{section}")),
+                                format!("{section} applies to HTTPRoutes, but {target_path} is Backend {:?}", target.name),
+                            ));
+                        }
+                    }
+                    let Some(lb) = &spec.load_balancer else {
+                        continue;
+                    };
+                    let Some(backend) = plan.backends.iter_mut().find(|b| b.name == target.name)
+                    else {
+                        continue;
+                    };
+                    if !claim(
+                        &mut setters,
+                        errors,
+                        &format!("Backend/{}", backend.name),
+                        "loadBalancer",
+                        at,
+                        "spec.loadBalancer",
+                    ) {
+                        continue;
+                    }
+                    let health_check = lb.health_check.as_ref().map(|check| HealthCheckPlan {
+                        check: check.clone(),
+                        path: check
+                            .http
+                            .as_ref()
+                            .map(|h| h.path.clone())
+                            .or_else(|| check.path.clone())
+                            .or_else(|| health_check_path.map(str::to_string)),
+                        host: check.http.as_ref().and_then(|h| h.host.clone()),
+                    });
+                    backend.load_balancer = Some(LoadBalancerPlan {
+                        policy: lb.policy,
+                        health_check,
+                    });
+                }
+                "HTTPRoute" => {
+                    if spec.load_balancer.is_some() {
+                        errors.push(ConfigError::new(
+                            at.at("spec.loadBalancer"),
+                            format!("loadBalancer applies to Backends, but {target_path} is HTTPRoute {:?}", target.name),
+                        ));
+                    }
+                    let route = format!("HTTPRoute/{}", target.name);
+                    let policies = plan.route_policies.entry(target.name.clone()).or_default();
+                    if let Some(rate_limit) = &spec.rate_limit {
+                        policies
+                            .token_buckets
+                            .extend(rate_limit.local.iter().cloned());
+                    }
+                    if let Some(caching) = &spec.caching {
+                        if claim(&mut setters, errors, &route, "caching", at, "spec.caching") {
+                            policies.caching = Some(caching.clone());
+                        }
+                    }
+                    if let Some(semantic) =
+                        spec.ai.as_ref().and_then(|ai| ai.semantic_cache.as_ref())
+                    {
+                        if claim(
+                            &mut setters,
+                            errors,
+                            &route,
+                            "semanticCache",
+                            at,
+                            "spec.ai.semanticCache",
+                        ) {
+                            policies.semantic_cache = Some(semantic.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if !jwt_uses.is_empty() {
+        if jwt_providers.is_empty() {
+            for location in jwt_uses {
+                errors.push(ConfigError::new(
+                    location,
+                    "keys on a JWT claim, but no TrafficPolicy defines spec.jwt.providers to verify the token",
+                ));
+            }
+        } else {
+            plan.jwt = Some(jwt_providers);
+        }
+    }
+}
