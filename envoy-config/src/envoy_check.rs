@@ -46,6 +46,35 @@ pub fn validate(envoy: &std::path::Path, yaml: &str) -> Result<(), String> {
     }
 }
 
+/// `promtool check rules` on the rules file; `None` when promtool is not on PATH.
+pub fn promtool_check_rules(rules: &str) -> Option<Result<(), String>> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("promtool"))
+            .find(|p| p.is_file())
+    })?;
+    let check = || {
+        let dir = tempfile_dir()?;
+        let file = dir.join("prometheus-rules.yaml");
+        std::fs::write(&file, rules).map_err(|e| format!("{}: {e}", file.display()))?;
+        let output = Command::new(&found)
+            .args(["check", "rules"])
+            .arg(&file)
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
+        let output = output.map_err(|e| format!("cannot run {}: {e}", found.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "promtool check rules rejected the rules:\n{}",
+                String::from_utf8_lossy(&output.stdout).trim()
+            ))
+        }
+    };
+    Some(check())
+}
+
 /// A private folder for the config (it holds resolved keys).
 fn tempfile_dir() -> Result<PathBuf, String> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

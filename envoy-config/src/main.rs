@@ -29,7 +29,8 @@ const USAGE: &str = "usage: tollgate-config <render|validate|explain> -f FILE [-
       --ca-file FILE         CA bundle for upstream TLS (default /etc/ssl/certs/ca-certificates.crt)
       --pricing FILE         pricing table (default: the guide's model matrix)
       --istio-wasm-url URL   prefix of module URLs in WasmPlugins
-  validate runs `envoy --mode validate` too when $TOLLGATE_ENVOY, .tools/bin/envoy or envoy on PATH exists.";
+  validate runs `envoy --mode validate` too when $TOLLGATE_ENVOY, .tools/bin/envoy or envoy on PATH exists,
+  and `promtool check rules` when promtool is on PATH.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,6 +74,17 @@ fn run(args: &[String]) -> Result<(), String> {
                 .unwrap_or_default();
             envoy_check::validate(&envoy, text)?;
             eprintln!("envoy --mode validate ({}): ok", envoy.display());
+            let rules = files
+                .get("prometheus-rules.yaml")
+                .map(|f| f.text.as_str())
+                .unwrap_or_default();
+            match envoy_check::promtool_check_rules(rules) {
+                Some(result) => {
+                    result?;
+                    eprintln!("promtool check rules: ok");
+                }
+                None => eprintln!("promtool: not found; skipped the rules check"),
+            }
             Ok(())
         }
         "explain" => {

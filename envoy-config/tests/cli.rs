@@ -121,5 +121,5 @@ fn validate_runs_envoy_on_the_rendered_configuration() {
         text.contains("configuration: ok") && text.contains("envoy --mode validate"),
         "{text}"
     );
-    assert!(text.contains(": ok"), "{text}");
+    assert!(text.contains("promtool check rules: ok"), "{text}");
 }

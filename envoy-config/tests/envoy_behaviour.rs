@@ -274,7 +274,7 @@ fn guides_keepalive_and_dns_settings_are_in_the_running_config() {
 fn least_request_sends_less_to_a_slow_provider() {
     let (fast_a, fast_b, slow) = (mock(), mock(), mock());
     slow.set_faults(InstanceFaults {
-        latency_ms: 400,
+        latency_ms: 1000,
         ..Default::default()
     })
     .unwrap();
@@ -328,7 +328,7 @@ fn least_request_sends_less_to_a_slow_provider() {
 fn circuit_breaker_overflows_beyond_one_connection_and_one_pending_request() {
     let only = mock();
     only.set_faults(InstanceFaults {
-        latency_ms: 500,
+        latency_ms: 2000,
         ..Default::default()
     })
     .unwrap();
