@@ -99,6 +99,20 @@ pub fn humanize_serde_message(message: &str) -> String {
     let Some((got, expected)) = rest.rsplit_once(", expected ") else {
         return message.to_string();
     };
+    // A well-typed number out of the field's range (e.g. -1 or 2^40 for a u32).
+    let range = match expected {
+        "u8" => Some(u64::from(u8::MAX)),
+        "u16" => Some(u64::from(u16::MAX)),
+        "u32" => Some(u64::from(u32::MAX)),
+        "u64" | "usize" => Some(u64::MAX),
+        _ => None,
+    };
+    if let (Some(max), Some(number)) = (range, got.strip_prefix("integer ")) {
+        return format!(
+            "expected an integer from 0 to {max}, got {}",
+            number.trim_matches('`')
+        );
+    }
     let expected = match expected {
         "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
             "an integer"
