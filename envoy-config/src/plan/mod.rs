@@ -21,12 +21,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use tollgate_core::config::{ProviderEndpoint, ProviderKind};
 
 mod backends;
+mod durations;
 mod gateway;
 mod policies;
 mod references;
 mod routes;
 
 use backends::{backend_plan, endpoint_overrides};
+use durations::check_positive_durations;
 use gateway::apply_gateway_parameters;
 pub use gateway::dns_host_names;
 use policies::{apply_backend_config_policies, apply_traffic_policies};
@@ -238,6 +240,7 @@ pub fn build(catalog: &Catalog, options: &PlanOptions) -> Result<Plan, ConfigErr
         return Err(ConfigErrors(reference_errors));
     }
     let mut errors = Vec::new();
+    check_positive_durations(catalog, &mut errors);
     let mut overrides = endpoint_overrides(catalog, options, &mut errors);
     let health_check_path = options.health_check_path.clone().or_else(|| {
         catalog
