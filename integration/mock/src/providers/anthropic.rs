@@ -149,7 +149,7 @@ fn messages(exchange: &Exchange<'_>) -> Result<Reply, Failure> {
             events: stream_events(&ids, &completion),
         })
     } else {
-        Ok(Reply::Json(whole_answer(&ids, &completion)))
+        Ok(Reply::json(&whole_answer(&ids, &completion)))
     }
 }
 

@@ -146,12 +146,12 @@ fn generate(exchange: &Exchange<'_>, model: &str, streaming: bool) -> Result<Rep
     };
     let chunks = || stream_chunks(&ids, &completion);
     Ok(match (streaming, exchange.query_param("alt")) {
-        (false, _) => Reply::Json(whole_answer(&ids, &completion)),
+        (false, _) => Reply::json(&whole_answer(&ids, &completion)),
         (true, Some("sse")) => Reply::Stream {
             content_type: SSE,
             events: chunks().iter().map(sse_data).collect::<Vec<Bytes>>(),
         },
-        (true, _) => Reply::Json(Value::Array(chunks())),
+        (true, _) => Reply::json(&chunks()),
     })
 }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::body::{self, Pacing, ResponseBody};
@@ -109,8 +110,8 @@ impl Failure {
 
 /// A successful answer before it becomes an HTTP response.
 pub(crate) enum Reply {
-    /// A JSON document, sent whole.
-    Json(Value),
+    /// A serialized JSON document, sent whole.
+    Json(Bytes),
     /// A stream of pre-rendered events of the given content type, sent one frame per event.
     Stream {
         content_type: &'static str,
@@ -118,6 +119,14 @@ pub(crate) enum Reply {
     },
     /// A short plain-text body.
     Text(&'static str),
+}
+
+impl Reply {
+    /// A JSON reply of `value`.
+    pub(crate) fn json(value: &impl Serialize) -> Reply {
+        // Serializing the mock's own answer types cannot fail (no maps with non-string keys).
+        Reply::Json(serde_json::to_vec(value).map_or_else(|_| Bytes::new(), Bytes::from))
+    }
 }
 
 /// Answers one provider request (faults other than pacing already handled by the caller).
@@ -166,8 +175,7 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Respo
 
 fn reply_response(reply: Reply, plan: &Plan) -> Response<ResponseBody> {
     let (content_type, frames, abort_after) = match reply {
-        Reply::Json(value) => {
-            let bytes = Bytes::from(value.to_string());
+        Reply::Json(bytes) => {
             // A reset cuts a whole answer after half of its bytes.
             let abort_after = plan.reset_after_chunks.map(|_| 1);
             let frames = if abort_after.is_some() {

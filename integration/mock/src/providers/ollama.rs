@@ -10,8 +10,8 @@ use crate::LISTED_MODELS;
 pub(super) fn route(exchange: &Exchange<'_>) -> Result<Reply, Failure> {
     match (exchange.method, exchange.path) {
         (&Method::POST, openai::CHAT_PATH) => openai::chat(exchange, "fp_ollama"),
-        (&Method::GET, "/api/tags") => Ok(Reply::Json(tags())),
-        (&Method::GET, "/v1/models") => Ok(Reply::Json(models())),
+        (&Method::GET, "/api/tags") => Ok(Reply::json(&tags())),
+        (&Method::GET, "/v1/models") => Ok(Reply::json(&models())),
         (&Method::GET | &Method::HEAD, "/") => Ok(Reply::Text("Ollama is running")),
         _ => Err(Failure::NotFound),
     }
