@@ -129,6 +129,13 @@ mod tests {
     }
 
     #[test]
+    fn public_json_shows_a_body_that_is_not_json_as_text() {
+        let mut received = request(1);
+        received.body = b"not json".to_vec();
+        assert_eq!(received.to_public_json()["body"], "not json");
+    }
+
+    #[test]
     fn public_json_redacts_keys_in_headers_and_query() {
         let shown = request(7).to_public_json();
         assert_eq!(

@@ -188,6 +188,47 @@ fn token_counts_follow_the_documented_formula() {
 }
 
 #[test]
+fn system_prompts_count_as_one_message_in_every_format() {
+    // "Be brief." + "Say hi to me" = 2 + 4 words, 2 messages: 8 prompt tokens.
+    let cases = [
+        (
+            Kind::Openai,
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": "Say hi to me"}]}),
+            "/usage/prompt_tokens",
+        ),
+        (
+            Kind::Anthropic,
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 50,
+                   "system": [{"type": "text", "text": "Be"}, {"type": "text", "text": "brief."}],
+                   "messages": [{"role": "user", "content": "Say hi to me"}]}),
+            "/usage/input_tokens",
+        ),
+        (
+            Kind::Gemini,
+            "/v1beta/models/m:generateContent",
+            json!({"system_instruction": {"parts": [{"text": "Be brief."}]},
+                   "contents": [{"role": "user", "parts": [{"text": "Say hi to me"}]}]}),
+            "/usageMetadata/promptTokenCount",
+        ),
+    ];
+    for (kind, path, request, pointer) in cases {
+        let mock = mock(kind);
+        let reply = authorized(kind, Call::post(path, request.to_string()))
+            .send(mock.addr())
+            .unwrap();
+        assert_eq!(reply.json().pointer(pointer), Some(&json!(8)), "{kind}");
+        assert!(
+            reply.text().contains("Prompt: 2 messages, 6 words."),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn stream_deltas_concatenate_to_the_whole_answer() {
     let mock = mock(Kind::Openai);
     let reply = authorized(
