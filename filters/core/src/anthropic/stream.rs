@@ -39,31 +39,23 @@ struct StreamState {
     done: bool,
 }
 
+/// One Anthropic event, read as a flat struct rather than a `type`-tagged enum: serde buffers
+/// a tagged enum's whole map before choosing the variant, which doubled the per-chunk cost.
+/// Strings borrow from the event when they hold no escapes.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Event<'a> {
-    MessageStart {
-        message: StartMessage,
-    },
-    ContentBlockStart {
-        index: u32,
-        #[serde(borrow)]
-        content_block: StartBlock<'a>,
-    },
-    ContentBlockDelta {
-        index: u32,
-        #[serde(borrow)]
-        delta: BlockDelta<'a>,
-    },
-    MessageDelta {
-        delta: MessageDeltaBody,
-        #[serde(default)]
-        usage: Option<AnthropicUsage>,
-    },
-    MessageStop,
-    Error {},
-    #[serde(other)]
-    Other,
+struct RawEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    message: Option<StartMessage>,
+    #[serde(default, borrow)]
+    content_block: Option<RawBlock<'a>>,
+    #[serde(default, borrow)]
+    delta: Option<RawDelta<'a>>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
 }
 
 #[derive(Deserialize)]
@@ -76,42 +68,30 @@ struct StartMessage {
     usage: Option<AnthropicUsage>,
 }
 
+/// `content_block` of `content_block_start`: `text` or `tool_use` (others are skipped).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StartBlock<'a> {
-    Text {
-        #[serde(borrow, default)]
-        text: Cow<'a, str>,
-    },
-    ToolUse {
-        #[serde(borrow)]
-        id: Cow<'a, str>,
-        #[serde(borrow)]
-        name: Cow<'a, str>,
-    },
-    #[serde(other)]
-    Other,
+struct RawBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
+/// `delta` of `content_block_delta` (typed) or of `message_delta` (untyped, `stop_reason`).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum BlockDelta<'a> {
-    TextDelta {
-        #[serde(borrow)]
-        text: Cow<'a, str>,
-    },
-    InputJsonDelta {
-        #[serde(borrow)]
-        partial_json: Cow<'a, str>,
-    },
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Deserialize)]
-struct MessageDeltaBody {
-    #[serde(default)]
-    stop_reason: Option<String>,
+struct RawDelta<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
 }
 
 impl AnthropicStreamTranslator {
@@ -161,19 +141,21 @@ impl StreamState {
         if self.done {
             return;
         }
-        let Ok(parsed) = serde_json::from_str::<Event<'_>>(event.data) else {
+        let Ok(parsed) = serde_json::from_str::<RawEvent<'_>>(event.data) else {
             return; // an event we cannot read carries nothing we could translate
         };
-        match parsed {
-            Event::MessageStart { message } => {
-                if let Some(id) = message.id {
-                    self.id = id;
-                }
-                if let Some(model) = message.model {
-                    self.model = model;
-                }
-                if let Some(usage) = &message.usage {
-                    usage.apply_to(&mut self.usage, &mut self.input_parts);
+        match parsed.kind.as_ref() {
+            "message_start" => {
+                if let Some(message) = parsed.message {
+                    if let Some(id) = message.id {
+                        self.id = id;
+                    }
+                    if let Some(model) = message.model {
+                        self.model = model;
+                    }
+                    if let Some(usage) = &message.usage {
+                        usage.apply_to(&mut self.usage, &mut self.input_parts);
+                    }
                 }
                 let delta = Delta {
                     role: Some("assistant"),
@@ -182,91 +164,75 @@ impl StreamState {
                 };
                 self.write_delta(out, delta, None);
             }
-            Event::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block {
-                StartBlock::Text { text } if !text.is_empty() => {
-                    self.write_delta(
-                        out,
-                        Delta {
-                            content: Some(&text),
-                            ..Delta::default()
-                        },
-                        None,
-                    );
+            "content_block_start" => {
+                let Some(block) = parsed.content_block else {
+                    return;
+                };
+                match block.kind.as_ref() {
+                    "text" => {
+                        if let Some(text) = block.text.as_deref().filter(|t| !t.is_empty()) {
+                            self.write_content(out, text);
+                        }
+                    }
+                    "tool_use" => {
+                        let tool_index = self.next_tool_index;
+                        self.next_tool_index += 1;
+                        self.tool_blocks.push((parsed.index, tool_index));
+                        let call = ToolCallDelta {
+                            index: tool_index,
+                            id: Some(block.id.as_deref().unwrap_or_default()),
+                            kind: Some("function"),
+                            function: FunctionDelta {
+                                name: Some(block.name.as_deref().unwrap_or_default()),
+                                arguments: "",
+                            },
+                        };
+                        self.write_tool_call(out, call);
+                    }
+                    _ => {}
                 }
-                StartBlock::ToolUse { id, name } => {
-                    let tool_index = self.next_tool_index;
-                    self.next_tool_index += 1;
-                    self.tool_blocks.push((index, tool_index));
-                    let call = ToolCallDelta {
-                        index: tool_index,
-                        id: Some(&id),
-                        kind: Some("function"),
-                        function: FunctionDelta {
-                            name: Some(&name),
-                            arguments: "",
-                        },
-                    };
-                    self.write_delta(
-                        out,
-                        Delta {
-                            tool_calls: vec![call],
-                            ..Delta::default()
-                        },
-                        None,
-                    );
+            }
+            "content_block_delta" => {
+                let Some(delta) = parsed.delta else {
+                    return;
+                };
+                match delta.kind.as_deref() {
+                    Some("text_delta") => {
+                        self.write_content(out, delta.text.as_deref().unwrap_or_default())
+                    }
+                    Some("input_json_delta") => {
+                        let Some(&(_, tool_index)) = self
+                            .tool_blocks
+                            .iter()
+                            .find(|(block, _)| *block == parsed.index)
+                        else {
+                            return;
+                        };
+                        let call = ToolCallDelta {
+                            index: tool_index,
+                            id: None,
+                            kind: None,
+                            function: FunctionDelta {
+                                name: None,
+                                arguments: delta.partial_json.as_deref().unwrap_or_default(),
+                            },
+                        };
+                        self.write_tool_call(out, call);
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
-            Event::ContentBlockDelta { index, delta } => match delta {
-                BlockDelta::TextDelta { text } => {
-                    self.write_delta(
-                        out,
-                        Delta {
-                            content: Some(&text),
-                            ..Delta::default()
-                        },
-                        None,
-                    );
-                }
-                BlockDelta::InputJsonDelta { partial_json } => {
-                    let Some(&(_, tool_index)) =
-                        self.tool_blocks.iter().find(|(block, _)| *block == index)
-                    else {
-                        return;
-                    };
-                    let call = ToolCallDelta {
-                        index: tool_index,
-                        id: None,
-                        kind: None,
-                        function: FunctionDelta {
-                            name: None,
-                            arguments: &partial_json,
-                        },
-                    };
-                    self.write_delta(
-                        out,
-                        Delta {
-                            tool_calls: vec![call],
-                            ..Delta::default()
-                        },
-                        None,
-                    );
-                }
-                BlockDelta::Other => {}
-            },
-            Event::MessageDelta { delta, usage } => {
-                if let Some(usage) = &usage {
+            }
+            "message_delta" => {
+                if let Some(usage) = &parsed.usage {
                     usage.apply_to(&mut self.usage, &mut self.input_parts);
                 }
-                let reason = delta.stop_reason.as_deref().map_or("stop", finish_reason);
+                let stop_reason = parsed.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
+                let reason = stop_reason.map_or("stop", finish_reason);
                 self.finish_reason = Some(reason);
                 self.write_delta(out, Delta::default(), Some(reason));
             }
-            Event::MessageStop => self.end(out),
-            Event::Error {} => {
+            "message_stop" => self.end(out),
+            "error" => {
                 let body =
                     translate_error_body(ProviderKind::Anthropic, 500, event.data.as_bytes());
                 out.extend_from_slice(b"data: ");
@@ -275,8 +241,24 @@ impl StreamState {
                 out.extend_from_slice(SSE_DONE);
                 self.done = true;
             }
-            Event::Other => {}
+            _ => {} // ping, content_block_stop, and events added later
         }
+    }
+
+    fn write_content(&self, out: &mut Vec<u8>, text: &str) {
+        let delta = Delta {
+            content: Some(text),
+            ..Delta::default()
+        };
+        self.write_delta(out, delta, None);
+    }
+
+    fn write_tool_call(&self, out: &mut Vec<u8>, call: ToolCallDelta<'_>) {
+        let delta = Delta {
+            tool_calls: vec![call],
+            ..Delta::default()
+        };
+        self.write_delta(out, delta, None);
     }
 
     fn write_delta(
