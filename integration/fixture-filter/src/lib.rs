@@ -131,6 +131,11 @@ impl FixtureStream {
 }
 
 impl Context for FixtureStream {
+    fn on_done(&mut self) -> bool {
+        log::info!("fixture on_done {}", self.context_id);
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         _token_id: u32,

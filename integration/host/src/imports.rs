@@ -181,7 +181,7 @@ fn with_map<R>(
     } else {
         matches!(
             flow.headers,
-            HeadersAt::InCallback | HeadersAt::Stopped { .. }
+            HeadersAt::InCallback | HeadersAt::Stopped { .. } | HeadersAt::PassedByData
         ) && !flow.headers_released
     };
     let in_log = stream.in_log;
@@ -247,10 +247,7 @@ fn with_buffer<R>(
     }
 }
 
-fn current_stream<'w>(
-    world: &'w mut World,
-    at: Option<(u64, usize)>,
-) -> Option<&'w mut StreamState> {
+fn current_stream(world: &mut World, at: Option<(u64, usize)>) -> Option<&mut StreamState> {
     world.streams.get_mut(&at?.0)
 }
 

@@ -351,7 +351,7 @@ impl HostInner {
                     data = std::mem::take(&mut flow.held);
                     let stopped = matches!(flow.headers, HeadersAt::Stopped { all: false });
                     if stopped {
-                        flow.headers = HeadersAt::Passed;
+                        flow.headers = HeadersAt::PassedByData;
                     }
                     stopped
                 });
@@ -700,6 +700,18 @@ impl HostInner {
             self.vms[vm].store.data_mut().contexts.remove(&context);
         }
         self.run_events();
+    }
+
+    /// Removes a stream whose handle was dropped.
+    pub(crate) fn forget_stream(&mut self, stream: u64) {
+        let Some(state) = self.world.borrow_mut().streams.remove(&stream) else {
+            return;
+        };
+        for slot in state.filters {
+            if let Some(vm) = self.vms.get_mut(slot.vm) {
+                vm.store.data_mut().contexts.remove(&slot.context_id);
+            }
+        }
     }
 
     /// Whether anything is held inside the chain in this direction.

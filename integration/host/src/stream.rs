@@ -191,3 +191,12 @@ impl Stream {
             .with_stream(self.id, |s| s.filters.get(index).map(|f| f.context_id))
     }
 }
+
+impl Drop for Stream {
+    /// Forgets the stream's state (its contexts leave their VMs, as after `on_delete`).
+    fn drop(&mut self) {
+        if let Ok(mut host) = self.host.try_borrow_mut() {
+            host.forget_stream(self.id);
+        }
+    }
+}

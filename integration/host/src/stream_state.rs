@@ -43,6 +43,10 @@ pub(crate) enum HeadersAt {
     Stopped { all: bool },
     /// The filter continued them: they are no longer accessible to it.
     Passed,
+    /// They went on because a body callback returned Continue after headers returned
+    /// StopIteration. Envoy clears its header pointer only on a Continue from the header callback
+    /// or on `continue_stream`, so the filter can still read and write them (to no effect upstream).
+    PassedByData,
 }
 
 /// Iteration state of one filter in one direction.

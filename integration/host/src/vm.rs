@@ -270,6 +270,9 @@ impl VmData {
     }
 }
 
+/// `proxy_on_http_call_response(root, token, headers, body_size, trailers)`.
+type CalloutCallback = TypedFunc<(i32, i32, i32, i32, i32), ()>;
+
 /// The callbacks of one instance, looked up once.
 pub(crate) struct Callbacks {
     pub context_create: Option<TypedFunc<(i32, i32), ()>>,
@@ -283,7 +286,7 @@ pub(crate) struct Callbacks {
     pub response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     pub response_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    pub http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    pub http_call_response: Option<CalloutCallback>,
     pub done: Option<TypedFunc<i32, i32>>,
     pub log: Option<TypedFunc<i32, ()>>,
     pub delete: Option<TypedFunc<i32, ()>>,

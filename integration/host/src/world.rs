@@ -82,11 +82,14 @@ pub(crate) enum Event {
     QueueReady { vm: usize, root: u32, queue: u32 },
 }
 
+/// The shared data of one vm_id: key to (value, CAS).
+pub(crate) type SharedData = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 /// Everything the VMs of one host share.
 #[derive(Debug, Default)]
 pub(crate) struct World {
     pub elapsed_nanos: u64,
-    pub shared_data: HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>,
+    pub shared_data: HashMap<String, SharedData>,
     pub next_cas: u32,
     pub queues: Vec<SharedQueue>,
     pub metrics: Metrics,

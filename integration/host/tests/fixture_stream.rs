@@ -148,3 +148,56 @@ fn a_response_over_the_buffer_limit_resets_once_its_headers_were_sent() {
         Outcome::Reset(_)
     ));
 }
+
+#[test]
+fn the_stream_ends_with_on_log_before_on_done_as_in_envoy() {
+    let host = fixture("").build().unwrap();
+    let mut s = host.stream();
+    s.send_request_headers(&request("plain"), true);
+    s.send_response_headers(&[(":status", "200")], true);
+    host.clear_logs();
+    s.finish();
+    let context = s.context_id(0).unwrap();
+    assert_eq!(
+        host.log_messages(LogLevel::Info),
+        vec![
+            format!("fixture on_log {context} /v1/chat"),
+            format!("fixture on_done {context}"),
+        ]
+    );
+}
+
+#[test]
+fn plugins_start_in_a_canary_then_in_every_worker_vm() {
+    let host = fixture("greeting=hi").workers(3).build().unwrap();
+    let configured: Vec<Option<usize>> = host
+        .logs()
+        .iter()
+        .filter(|l| l.message == "fixture configured: greeting=hi")
+        .map(|l| l.worker)
+        .collect();
+    assert_eq!(configured, vec![None, Some(0), Some(1), Some(2)]);
+}
+
+#[test]
+fn a_body_callback_that_continues_releases_headers_paused_for_a_callout() {
+    let host = fixture("").build().unwrap();
+    let mut s = host.stream();
+    assert_eq!(
+        s.send_request_headers(&request("callout"), false),
+        Outcome::Pause
+    );
+    // Headers wait for the callout (StopIteration), but the fixture's body callback returns
+    // Continue: as in Envoy, that forwards the headers together with the body.
+    assert_eq!(s.send_request_body(b"payload", true), Outcome::Continue);
+    let upstream = s.upstream();
+    assert_eq!(upstream.body, b"payload");
+    assert!(upstream.end_stream);
+    // The late answer still writes the (already forwarded) headers without an error, as Envoy
+    // keeps its header pointer in this case; nothing changes upstream.
+    let call = host.http_calls()[0].clone();
+    host.respond_http_call(call.id, &[(":status", "204")], b"")
+        .unwrap();
+    assert!(host.traps().is_empty(), "{:?}", host.traps());
+    assert_eq!(s.upstream().headers.unwrap().get("x-callout-status"), None);
+}
