@@ -213,11 +213,16 @@ impl HttpContext for AdapterStream {
         if self.answered {
             return Action::Continue;
         }
-        let (Some(provider), Some(upstream)) = (self.provider(), self.upstream.as_ref()) else {
+        let Some(provider) = self.provider() else {
+            return Action::Continue;
+        };
+        let name = provider.name.clone();
+        let Some(upstream) = self.upstream.as_ref() else {
+            // A request without body (e.g. GET /v1/models) was relayed untranslated.
+            self.set_http_response_header(PROVIDER_HEADER, Some(&name));
             return Action::Continue;
         };
         let kind = provider.kind;
-        let name = provider.name.clone();
         let model = upstream.model.clone();
         let status = self
             .get_http_response_header(":status")
