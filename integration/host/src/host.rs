@@ -26,6 +26,9 @@ pub enum FailurePolicy {
     FailClosed,
     /// The filter is passed over: the stream goes on as if it were not configured.
     FailOpen,
+    /// The failed stream gets the 503; the worker's VM is started afresh for the next stream
+    /// (Envoy 1.33+; its reload backoff is not modelled: the next stream always reloads).
+    FailReload,
 }
 
 /// One plugin (one `envoy.filters.http.wasm` entry) as the builder collects it.
@@ -266,12 +269,13 @@ impl HostBuilder {
             }
         }
         let starter = Starter {
-            linker: &linker,
-            world: &world,
-            infos: &infos,
-            specs: &self.plugins,
-            modules: &modules,
+            linker,
+            world: world.clone(),
+            infos: infos.clone(),
+            specs: self.plugins.clone(),
+            modules,
             cpu_limit: self.cpu_limit,
+            groups: groups.clone(),
         };
         for group in &groups {
             starter.start_vm(group[0], usize::MAX, None)?; // the base VM: _initialize only
@@ -310,6 +314,7 @@ impl HostBuilder {
             next_worker: 0,
             next_stream: 0,
             stats_tags,
+            starter,
         };
         let host = Host {
             inner: Rc::new(RefCell::new(inner)),
@@ -320,16 +325,18 @@ impl HostBuilder {
 }
 
 /// Starts VMs and root contexts for the builder.
-struct Starter<'a> {
-    linker: &'a Linker<VmData>,
-    world: &'a Rc<RefCell<World>>,
-    infos: &'a Rc<Vec<PluginInfo>>,
-    specs: &'a [PluginSpec],
-    modules: &'a [Module],
+pub(crate) struct Starter {
+    linker: Linker<VmData>,
+    world: Rc<RefCell<World>>,
+    infos: Rc<Vec<PluginInfo>>,
+    specs: Vec<PluginSpec>,
+    modules: Vec<Module>,
     cpu_limit: Duration,
+    /// Plugins sharing one VM per worker (same vm_id and code), in chain order.
+    groups: Vec<Vec<usize>>,
 }
 
-impl Starter<'_> {
+impl Starter {
     fn start_vm(
         &self,
         plugin: usize,
@@ -339,7 +346,7 @@ impl Starter<'_> {
         let spec = &self.specs[plugin];
         Vm::start(VmSpec {
             module: &self.modules[plugin],
-            linker: self.linker,
+            linker: &self.linker,
             world: self.world.clone(),
             plugins: self.infos.clone(),
             vm_index,
@@ -430,6 +437,8 @@ pub(crate) struct HostInner {
     pub next_worker: usize,
     pub next_stream: u64,
     pub stats_tags: Vec<StatsTag>,
+    /// Kept to restart failed VMs (`FailurePolicy::FailReload`).
+    pub starter: Starter,
 }
 
 /// A running set of plugins, driven by a test. Cheap to clone (a handle).
@@ -581,6 +590,7 @@ impl HostInner {
             self.next_worker += 1;
             w
         }) % workers;
+        self.reload_failed_vms(worker);
         self.next_stream += 1;
         let id = self.next_stream;
         let mut filters = Vec::new();
@@ -594,6 +604,7 @@ impl HostInner {
             filters.push(crate::stream_state::FilterSlot {
                 plugin,
                 vm,
+                vm_generation: self.vms[vm].generation,
                 context_id,
                 created: false,
                 skip: false,
@@ -735,6 +746,40 @@ impl HostInner {
         let actions = vm.take_actions();
         if result.is_ok() {
             self.apply_actions(vm_index, actions);
+        }
+    }
+
+    /// `FailReload`: replaces the worker's failed VMs with fresh ones (start, root contexts).
+    fn reload_failed_vms(&mut self, worker: usize) {
+        for group in self.starter.groups.clone() {
+            let index = self.worker_vms[worker][group[0]];
+            let reload = group
+                .iter()
+                .any(|&p| self.plugins[p].failure_policy == FailurePolicy::FailReload);
+            if !self.vms[index].failed || !reload {
+                continue;
+            }
+            let Ok(mut vm) = self.starter.start_vm(group[0], index, Some(worker)) else {
+                continue;
+            };
+            // Context ids go on from the failed VM's, so none is reused.
+            vm.generation = self.vms[index].generation + 1;
+            vm.store.data_mut().next_context_id = self.vms[index].store.data().next_context_id;
+            let mut roots = Vec::new();
+            for &plugin in &group {
+                match self.starter.start_root(&mut vm, plugin) {
+                    Ok(root) => roots.push((plugin, root)),
+                    Err(_) => break,
+                }
+            }
+            if roots.len() == group.len() {
+                for (plugin, root) in roots {
+                    self.root_contexts[worker][plugin] = root;
+                }
+                // Callouts of the failed VM die with it.
+                self.world.borrow_mut().http_calls.retain(|c| c.vm != index);
+                self.vms[index] = vm;
+            }
         }
     }
 

@@ -170,7 +170,7 @@ impl HostInner {
             // Already answering locally: the failed filter is passed over.
             _ if answered => false,
             FailurePolicy::FailOpen => false,
-            FailurePolicy::FailClosed => {
+            FailurePolicy::FailClosed | FailurePolicy::FailReload => {
                 let reply = LocalReplyRequest {
                     status: 503,
                     details: "wasm_fail_stream".into(),
@@ -185,15 +185,21 @@ impl HostInner {
 
     /// Whether the filter takes part: created (the response path never creates) and not skipped.
     fn participates(&mut self, stream: u64, filter: usize, request: bool) -> Result<bool, Flow> {
-        let (created, skip, vm, plugin) = {
+        let (created, skip, vm, plugin, generation) = {
             let world = self.world.borrow();
             let slot = &world.streams[&stream].filters[filter];
-            (slot.created, slot.skip, slot.vm, slot.plugin)
+            (
+                slot.created,
+                slot.skip,
+                slot.vm,
+                slot.plugin,
+                slot.vm_generation,
+            )
         };
         if skip || (!created && !request) {
             return Ok(false);
         }
-        if self.vms[vm].failed {
+        if self.vms[vm].failed || self.vms[vm].generation != generation {
             return if self.fail_stream(stream, filter, plugin) {
                 Err(Flow::Ended)
             } else {
@@ -654,7 +660,11 @@ impl HostInner {
         let filters = self.order(true);
         self.with_stream(stream, |s| s.in_log = true);
         for &filter in &filters {
-            let failed = self.with_stream(stream, |s| self.vms[s.filters[filter].vm].failed);
+            let failed = self.with_stream(stream, |s| {
+                let slot = &s.filters[filter];
+                let vm = &self.vms[slot.vm];
+                vm.failed || vm.generation != slot.vm_generation
+            });
             if !failed {
                 let _ = self.ensure_created(stream, filter); // log() creates a context never reached
             }
@@ -662,7 +672,7 @@ impl HostInner {
         let live: Vec<(usize, u32)> = self.with_stream(stream, |s| {
             s.filters
                 .iter()
-                .filter(|slot| slot.created)
+                .filter(|slot| slot.created && self.vms[slot.vm].generation == slot.vm_generation)
                 .map(|slot| (slot.vm, slot.context_id))
                 .collect()
         });

@@ -71,6 +71,8 @@ pub(crate) struct FilterFlow {
 pub(crate) struct FilterSlot {
     pub plugin: usize,
     pub vm: usize,
+    /// The generation of the VM the context lives in (see `Vm::generation`).
+    pub vm_generation: u32,
     pub context_id: u32,
     pub created: bool,
     /// Fail-open after a trap: the filter is passed over for the rest of the stream.

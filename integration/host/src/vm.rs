@@ -302,6 +302,8 @@ pub(crate) struct Vm {
     pub callbacks: Callbacks,
     pub failed: bool,
     pub cpu_limit_ticks: u64,
+    /// Bumped when a failed VM is replaced; contexts of an older generation stay failed.
+    pub generation: u32,
 }
 
 /// Everything needed to start a VM.
@@ -375,6 +377,7 @@ impl Vm {
             callbacks,
             failed: false,
             cpu_limit_ticks,
+            generation: 0,
         };
         vm.run_start_functions(&instance)?;
         vm.store.data_mut().phase = Phase::Running;

@@ -456,6 +456,18 @@ fn scenarios(proxy: &mut dyn Proxy, side: &str) {
         "{side}"
     );
 
+    // A body Continue forwards headers paused for a callout; the late callout answer then writes
+    // those headers. Envoy still holds its header pointer, so the write is no BadArgument and
+    // the VM survives to serve the next request.
+    let early = proxy.send("callout", "payload");
+    assert_eq!(early.status, 200, "{side}: {early:?}");
+    assert_eq!(early.upstream_body, "payload", "{side}");
+    assert_eq!(
+        proxy.send("plain", "").status,
+        200,
+        "{side}: the VM survived the late write"
+    );
+
     let panicked = proxy.send("panic", "");
     assert_eq!(panicked.status, 503, "{side}: {panicked:?}");
 }

@@ -103,3 +103,26 @@ fn a_rejected_plugin_configuration_fails_the_build() {
         "{error}"
     );
 }
+
+#[test]
+fn fail_reload_restarts_the_workers_vm_for_the_next_stream() {
+    let host = fixture("greeting=hi")
+        .failure_policy(FailurePolicy::FailReload)
+        .build()
+        .unwrap();
+    let mut s = host.stream();
+    let outcome = s.send_request_headers(&request("panic"), true);
+    assert!(
+        matches!(outcome, Outcome::LocalReply(ref r) if r.status == 503),
+        "{outcome:?}"
+    );
+    let mut next = host.stream();
+    assert_eq!(
+        next.send_request_headers(&request("plain"), true),
+        Outcome::Continue
+    );
+    assert_eq!(
+        next.upstream().headers.unwrap().get("x-fixture").as_deref(),
+        Some("hi")
+    );
+}

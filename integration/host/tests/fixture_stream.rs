@@ -201,3 +201,41 @@ fn a_body_callback_that_continues_releases_headers_paused_for_a_callout() {
     assert!(host.traps().is_empty(), "{:?}", host.traps());
     assert_eq!(s.upstream().headers.unwrap().get("x-callout-status"), None);
 }
+
+#[test]
+fn trailers_reach_upstream_after_the_body() {
+    let host = fixture("").build().unwrap();
+    let mut s = host.stream();
+    s.send_request_headers(&request("plain"), false);
+    s.send_request_body(b"data", false);
+    assert!(!s.upstream().end_stream);
+    assert_eq!(
+        s.send_request_trailers(&[("x-checksum", "abc")]),
+        Outcome::Continue
+    );
+    let upstream = s.upstream();
+    assert_eq!(upstream.body, b"data");
+    assert_eq!(
+        upstream.trailers.unwrap().get("x-checksum").as_deref(),
+        Some("abc")
+    );
+    assert!(upstream.end_stream);
+}
+
+#[test]
+fn trailers_continuing_release_a_body_the_filter_buffered() {
+    let host = fixture("").build().unwrap();
+    let mut s = host.stream();
+    s.send_request_headers(&request("buffer"), false);
+    assert_eq!(s.send_request_body(b"hello", false), Outcome::Pause);
+    // The body callback never sees end_of_stream, so the body goes on unchanged once the
+    // filter's trailers callback (the SDK default) continues.
+    assert_eq!(
+        s.send_request_trailers(&[("x-checksum", "abc")]),
+        Outcome::Continue
+    );
+    let upstream = s.upstream();
+    assert_eq!(upstream.body, b"hello");
+    assert!(upstream.trailers.is_some());
+    assert_eq!(upstream.headers.unwrap().get("x-body-bytes"), None);
+}
