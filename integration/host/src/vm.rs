@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -54,9 +55,55 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<Module, HostError> {
     if let Some(module) = cache.get(bytes) {
         return Ok(module.clone());
     }
-    let module = Module::new(engine()?, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let module = match load_compiled(bytes) {
+        Some(module) => module,
+        None => {
+            let module =
+                Module::new(engine()?, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+            store_compiled(bytes, &module);
+            module
+        }
+    };
     cache.insert(bytes.to_vec(), module.clone());
     Ok(module)
+}
+
+/// Where compiled modules are kept between test processes: `$TOLLGATE_HOST_CACHE` or
+/// `<temp>/tollgate-host-modules`. Each test binary is a process of its own, and compiling a
+/// 500 KB filter with a debug build of cranelift takes tens of seconds.
+fn compiled_path(bytes: &[u8]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    let dir = std::env::var_os("TOLLGATE_HOST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tollgate-host-modules"));
+    dir.join(format!("{:016x}-{}.cwasm", hasher.finish(), bytes.len()))
+}
+
+fn load_compiled(bytes: &[u8]) -> Option<Module> {
+    let path = compiled_path(bytes);
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: the file is one this function's sibling `store_compiled` wrote with
+    // `Module::serialize` (named by a hash of the wasm bytes); wasmtime checks that it was made
+    // by the same wasmtime version and engine configuration and errors otherwise (then we
+    // compile afresh).
+    unsafe { Module::deserialize_file(engine().ok()?, &path) }.ok()
+}
+
+fn store_compiled(bytes: &[u8], module: &Module) {
+    let path = compiled_path(bytes);
+    let (Some(dir), Ok(serialized)) = (path.parent(), module.serialize()) else {
+        return;
+    };
+    // Written to a temporary name first so a concurrent reader never sees half a file.
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&temporary, serialized).is_ok() {
+        let _ = std::fs::rename(&temporary, &path);
+    }
 }
 
 /// Export name and Envoy's expected signature, for every callback the host may call.
