@@ -775,8 +775,12 @@ fn proxy_http_call(
     ret_token: i32,
 ) -> Hr {
     let cluster = read_string(c, up_ptr, up_len)?;
-    let headers = Headers::deserialize(&read(c, hdr_ptr, hdr_len)?);
+    let mut headers = Headers::deserialize(&read(c, hdr_ptr, hdr_len)?);
     let body = read(c, body_ptr, body_len)?;
+    if !body.is_empty() {
+        // Envoy's `httpCall` sets the content length of a body it sends.
+        headers.set("content-length", body.len().to_string().as_bytes());
+    }
     let trailers = Headers::deserialize(&read(c, trl_ptr, trl_len)?);
     if timeout_ms < 0 {
         return Err(Status::BadArgument.into());

@@ -80,6 +80,7 @@ fn an_answered_callout_resumes_the_request_with_its_result() {
     assert_eq!(call.cluster, "fixture_upstream");
     assert_eq!(call.headers.get(":path").as_deref(), Some("/check"));
     assert_eq!(call.body, b"ping");
+    assert_eq!(call.headers.get("content-length").as_deref(), Some("4"));
     assert_eq!(call.timeout, Some(Duration::from_secs(1)));
     host.respond_http_call(call.id, &[(":status", "200")], b"pong")
         .unwrap();
