@@ -331,6 +331,12 @@ impl HttpContext for FixtureStream {
         if self.reader {
             return Action::Continue;
         }
+        if self.action == "request-header-in-response" {
+            // Request headers are gone in the response phase: Envoy answers BadArgument and the
+            // SDK panics ("unexpected status: 2").
+            let path = self.get_http_request_header(":path");
+            self.set_http_response_header("x-request-path", path.as_deref());
+        }
         let status = self.get_http_response_header(":status").unwrap_or_default();
         self.set_http_response_header("x-fixture-response", Some(&status));
         if let Ok(metric) = proxy_wasm::hostcalls::define_metric(

@@ -468,6 +468,13 @@ fn scenarios(proxy: &mut dyn Proxy, side: &str) {
         "{side}: the VM survived the late write"
     );
 
+    let late_read = proxy.send("request-header-in-response", "");
+    assert_eq!(
+        late_read.status, 503,
+        "{side}: reading request headers in the response phase traps: {late_read:?}"
+    );
+    assert_eq!(late_read.header("x-request-path"), None, "{side}");
+
     let panicked = proxy.send("panic", "");
     assert_eq!(panicked.status, 503, "{side}: {panicked:?}");
 }

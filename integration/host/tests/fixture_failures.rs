@@ -126,3 +126,24 @@ fn fail_reload_restarts_the_workers_vm_for_the_next_stream() {
         Some("hi")
     );
 }
+
+#[test]
+fn reading_request_headers_in_the_response_phase_is_a_bad_argument_the_sdk_panics_on() {
+    let host = fixture("").build().unwrap();
+    let mut s = host.stream();
+    s.send_request_headers(&request("request-header-in-response"), true);
+    let outcome = s.send_response_headers(&[(":status", "200")], true);
+    assert!(
+        matches!(outcome, Outcome::LocalReply(ref r) if r.status == 503),
+        "{outcome:?}"
+    );
+    let trap = &host.traps()[0];
+    assert_eq!(trap.callback, "proxy_on_response_headers");
+    assert!(
+        trap.panic_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("unexpected status: 2"),
+        "{trap:?}"
+    );
+}
