@@ -169,7 +169,7 @@ impl Envoy {
         let mut cmd = Command::new(envoy_bin()?);
         cmd.arg("-c")
             .arg(&config)
-            .args(["--disable-hot-restart", "-l", "info", "--concurrency", "1"])
+            .args(["--disable-hot-restart", "-l", "info"])
             .args(extra)
             .arg("--admin-address-path")
             .arg(&admin_file)
@@ -182,6 +182,10 @@ impl Envoy {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
+        }
+        if !extra.contains(&"--concurrency") {
+            // One worker unless the test asks for more: 2 cores run the tests, mocks and Envoy.
+            cmd.args(["--concurrency", "1"]);
         }
         let child = cmd.spawn()?;
         let mut envoy = Envoy {
