@@ -52,12 +52,9 @@ pub fn get(url: &str) -> Result<Response, ureq::Error> {
     collect(response, started)
 }
 
-fn collect(
-    response: ureq::http::Response<ureq::Body>,
-    started: Instant,
-) -> Result<Response, ureq::Error> {
-    let status = response.status().as_u16();
-    let headers = response
+/// The response's headers, names lower-cased, values as (lossy) text.
+fn headers_of(response: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    response
         .headers()
         .iter()
         .map(|(k, v)| {
@@ -66,7 +63,15 @@ fn collect(
                 String::from_utf8_lossy(v.as_bytes()).into_owned(),
             )
         })
-        .collect();
+        .collect()
+}
+
+fn collect(
+    response: ureq::http::Response<ureq::Body>,
+    started: Instant,
+) -> Result<Response, ureq::Error> {
+    let status = response.status().as_u16();
+    let headers = headers_of(&response);
     let mut reader = response.into_body().into_reader();
     let mut bytes = Vec::new();
     let mut first = [0u8; 1];
@@ -126,16 +131,7 @@ pub fn post_timed(
     let started = Instant::now();
     let response = request.send(body)?;
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = headers_of(&response);
     let mut reader = response.into_body().into_reader();
     let mut pieces = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
