@@ -6,7 +6,7 @@ use crate::config::{ProviderEndpoint, ProviderKind};
 use crate::errors::GatewayError;
 use crate::gemini::{self, GeminiStreamTranslator};
 use crate::openai::ChatRequest;
-use crate::request::openai_upstream_body;
+use crate::request::{openai_upstream_body, RequestSummary};
 use crate::usage::TokenUsage;
 
 /// Anthropic API version sent when the provider's configuration names none.
@@ -107,6 +107,32 @@ pub fn upstream_request(
         body: Some(body),
         model,
         stream,
+    })
+}
+
+/// The upstream request for an OpenAI-compatible provider when the client's body can go
+/// unchanged (the provider keeps the client's model, or its configured model is the one asked
+/// for): then the adapter needs only the router's summary, not the body, and lets the body
+/// stream through without pausing. `None` when the body must be rewritten or translated.
+pub fn passthrough_request(
+    provider: &ProviderEndpoint,
+    summary: &RequestSummary,
+) -> Option<UpstreamRequest> {
+    if provider.kind != ProviderKind::Openai || summary.model.is_empty() {
+        return None;
+    }
+    let keeps_model = match provider.model.as_deref() {
+        Some(model) if provider.override_model => model == summary.model,
+        _ => true,
+    };
+    keeps_model.then(|| UpstreamRequest {
+        path: format!(
+            "{}/v1/chat/completions",
+            provider.path_prefix.trim_end_matches('/')
+        ),
+        body: None,
+        model: summary.model.clone(),
+        stream: summary.stream,
     })
 }
 
@@ -313,5 +339,29 @@ mod tests {
             upstream.path,
             "/v1beta/models/tuned%2Fmodel%201:generateContent"
         );
+    }
+
+    #[test]
+    fn passthrough_needs_no_body_only_when_the_openai_body_would_go_unchanged() {
+        let summary = |model: &str| RequestSummary {
+            model: model.into(),
+            stream: true,
+            backend: None,
+        };
+        let same = provider(ProviderKind::Openai, None);
+        let request = passthrough_request(&same, &summary("configured-model")).unwrap();
+        assert_eq!(request.path, "/v1/chat/completions");
+        assert!(request.stream && request.body.is_none());
+        // A different model must be written into the body: no passthrough.
+        assert!(passthrough_request(&same, &summary("gpt-4o")).is_none());
+        let mut keep = same.clone();
+        keep.override_model = false;
+        assert_eq!(
+            passthrough_request(&keep, &summary("gpt-4o")).unwrap().model,
+            "gpt-4o"
+        );
+        // Other wire formats are always translated; no model known: the body decides.
+        assert!(passthrough_request(&provider(ProviderKind::Anthropic, None), &summary("configured-model")).is_none());
+        assert!(passthrough_request(&keep, &summary("")).is_none());
     }
 }

@@ -14,9 +14,10 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 use tollgate_core::config::{AdapterConfig, ProviderEndpoint, ProviderKind};
 use tollgate_core::errors::{translate_error_body, GatewayError};
+use tollgate_core::request::{RequestSummary, REQUEST_SUMMARY_PROPERTY};
 use tollgate_core::translate::{
-    credential_headers, translate_json_response, upstream_request, ResponseContext,
-    StreamTranslator, UpstreamRequest,
+    credential_headers, passthrough_request, translate_json_response, upstream_request,
+    ResponseContext, StreamTranslator, UpstreamRequest,
 };
 
 /// Response header naming the provider that served the answer.
@@ -80,6 +81,8 @@ pub struct AdapterStream {
     request_body_size: usize,
     /// Reused output buffer for stream translation.
     out: Vec<u8>,
+    /// The body goes to the provider unchanged: request callbacks only continue.
+    passthrough: bool,
 }
 
 impl AdapterStream {
@@ -93,6 +96,7 @@ impl AdapterStream {
             answered: false,
             request_body_size: 0,
             out: Vec::new(),
+            passthrough: false,
         }
     }
 
@@ -102,6 +106,10 @@ impl AdapterStream {
 
     /// The chosen endpoint's provider: from its metadata, or the only provider there is.
     fn find_provider(&self) -> Option<usize> {
+        if self.config.providers.len() == 1 {
+            // Nothing to choose: skip the metadata lookup (a CEL evaluation in Envoy).
+            return Some(0);
+        }
         let name = PROVIDER_PROPERTY_PATHS
             .iter()
             .find_map(|path| self.get_property(path.to_vec()))
@@ -124,6 +132,27 @@ impl AdapterStream {
         Action::Pause
     }
 
+    /// The upstream request when the body can pass unchanged, decided from the router's
+    /// summary alone (no body read, no pause): OpenAI-compatible providers that keep the model.
+    fn passthrough(&self) -> Option<UpstreamRequest> {
+        let provider = self.provider()?;
+        if provider.kind != ProviderKind::Openai {
+            return None;
+        }
+        let summary = self.get_property(vec![REQUEST_SUMMARY_PROPERTY])?;
+        let summary: RequestSummary = serde_json::from_slice(&summary).ok()?;
+        passthrough_request(provider, &summary)
+    }
+
+    /// Points the (still paused) request headers at the chosen provider.
+    fn set_upstream_headers(&self, provider: &ProviderEndpoint, path: &str) {
+        self.set_http_request_header(":authority", Some(&provider.authority));
+        self.set_http_request_header(":path", Some(path));
+        for (name, value) in credential_headers(provider) {
+            self.set_http_request_header(name, value.as_deref());
+        }
+    }
+
     /// Rewrites headers (still paused) and body for the chosen provider.
     fn prepare_request(&mut self, body: &[u8]) -> Result<(), GatewayError> {
         let provider = self.provider().ok_or_else(|| {
@@ -133,11 +162,7 @@ impl AdapterStream {
             ))
         })?;
         let upstream = upstream_request(provider, body)?;
-        self.set_http_request_header(":authority", Some(&provider.authority));
-        self.set_http_request_header(":path", Some(&upstream.path));
-        for (name, value) in credential_headers(provider) {
-            self.set_http_request_header(name, value.as_deref());
-        }
+        self.set_upstream_headers(provider, &upstream.path);
         if let Some(new_body) = &upstream.body {
             self.set_http_request_body(0, body.len(), new_body);
             self.set_http_request_header("content-length", Some(&new_body.len().to_string()));
@@ -191,10 +216,21 @@ impl HttpContext for AdapterStream {
             }
             return Action::Continue;
         }
+        if let Some(upstream) = self.passthrough() {
+            if let Some(provider) = self.provider() {
+                self.set_upstream_headers(provider, &upstream.path);
+            }
+            self.upstream = Some(upstream);
+            self.passthrough = true;
+            return Action::Continue;
+        }
         Action::Pause
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.passthrough {
+            return Action::Continue;
+        }
         self.request_body_size = body_size;
         if self.answered || !end_of_stream {
             return Action::Pause;
@@ -203,6 +239,9 @@ impl HttpContext for AdapterStream {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.passthrough {
+            return Action::Continue;
+        }
         if self.answered {
             return Action::Pause;
         }
