@@ -357,11 +357,17 @@ mod tests {
         let mut keep = same.clone();
         keep.override_model = false;
         assert_eq!(
-            passthrough_request(&keep, &summary("gpt-4o")).unwrap().model,
+            passthrough_request(&keep, &summary("gpt-4o"))
+                .unwrap()
+                .model,
             "gpt-4o"
         );
         // Other wire formats are always translated; no model known: the body decides.
-        assert!(passthrough_request(&provider(ProviderKind::Anthropic, None), &summary("configured-model")).is_none());
+        assert!(passthrough_request(
+            &provider(ProviderKind::Anthropic, None),
+            &summary("configured-model")
+        )
+        .is_none());
         assert!(passthrough_request(&keep, &summary("")).is_none());
     }
 }
