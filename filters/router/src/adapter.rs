@@ -123,13 +123,7 @@ impl AdapterStream {
 
     fn reject(&mut self, error: &GatewayError) -> Action {
         self.answered = true;
-        let body = error.to_openai().to_bytes();
-        self.send_http_response(
-            u32::from(error.status()),
-            vec![("content-type", "application/json")],
-            Some(&body),
-        );
-        Action::Pause
+        crate::send_openai_error(self, error)
     }
 
     /// The upstream request when the body can pass unchanged, decided from the router's

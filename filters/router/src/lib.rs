@@ -93,3 +93,18 @@ proxy_wasm::main! {{
 /// Keeps `LogLevel` used on native builds, where the entry point is compiled out.
 #[cfg(not(target_arch = "wasm32"))]
 pub const LOG_LEVEL: LogLevel = LogLevel::Info;
+
+/// Answers the stream locally with `error` in the OpenAI error format (the client's API);
+/// both roles use it, so every error a client sees from tollgate has one shape.
+pub(crate) fn send_openai_error<C: proxy_wasm::traits::HttpContext + ?Sized>(
+    context: &C,
+    error: &tollgate_core::errors::GatewayError,
+) -> proxy_wasm::types::Action {
+    let body = error.to_openai().to_bytes();
+    context.send_http_response(
+        u32::from(error.status()),
+        vec![("content-type", "application/json")],
+        Some(&body),
+    );
+    proxy_wasm::types::Action::Pause
+}

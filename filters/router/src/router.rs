@@ -53,13 +53,7 @@ impl RouterStream {
 
     fn reject(&mut self, error: &GatewayError) -> Action {
         self.answered = true;
-        let body = error.to_openai().to_bytes();
-        self.send_http_response(
-            u32::from(error.status()),
-            vec![("content-type", "application/json")],
-            Some(&body),
-        );
-        Action::Pause
+        crate::send_openai_error(self, error)
     }
 
     /// The whole body is in (end of body or trailers): route, or answer locally.
