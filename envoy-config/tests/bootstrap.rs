@@ -4,7 +4,7 @@ mod common;
 
 use serde_json::{json, Value};
 use tollgate_config::render::{render, RenderRequest};
-use tollgate_core::config::{AdapterConfig, ProviderKind, RouterConfig};
+use tollgate_core::config::{AdapterConfig, DownstreamConfig, ProviderKind, RouterConfig};
 
 fn envoy(request: &RenderRequest) -> Value {
     let text = &render(request).unwrap()["envoy.yaml"].text;
@@ -62,14 +62,11 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
         names,
         [
             "envoy.filters.http.jwt_authn",
-            "router",
-            "cache",
-            "budget",
-            "metrics",
+            "tollgate",
             "envoy.filters.http.router"
         ]
     );
-    for filter in &filters[1..5] {
+    for filter in &filters[1..2] {
         let config = &filter["typed_config"]["config"];
         assert_eq!(config["vm_config"]["vm_id"], "tollgate");
         assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
@@ -81,15 +78,14 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(module(1), "build/wasm/tollgate_router.wasm");
-    assert_eq!(module(4), "build/wasm/tollgate_metrics.wasm");
-    let router: RouterConfig = serde_json::from_str(
+    assert_eq!(module(1), "build/wasm/tollgate.wasm");
+    let pipeline: DownstreamConfig = serde_json::from_str(
         filters[1]["typed_config"]["config"]["configuration"]["value"]
             .as_str()
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(router, RouterConfig::default());
+    assert_eq!(pipeline.route, RouterConfig::default());
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn render_writes_every_output_and_keeps_envoy_yaml_private() {
     for file in [
         "envoy.yaml",
         "prometheus-rules.yaml",
-        "istio/wasmplugin-tollgate-router.yaml",
+        "istio/wasmplugin-tollgate.yaml",
         "kubernetes/horizontalpodautoscaler-agentgateway-hpa.yaml",
     ] {
         assert!(out.path().join(file).is_file(), "{file} missing");
@@ -58,7 +58,7 @@ fn render_writes_every_output_and_keeps_envoy_yaml_private() {
         & 0o777;
     assert_eq!(mode, 0o600);
     let envoy = std::fs::read_to_string(out.path().join("envoy.yaml")).unwrap();
-    assert!(envoy.contains("/opt/tollgate/wasm/tollgate_router.wasm"));
+    assert!(envoy.contains("/opt/tollgate/wasm/tollgate.wasm"));
     assert!(
         envoy.contains("sk-test-openai"),
         "the adapter needs the resolved key"
@@ -106,7 +106,7 @@ fn explain_prints_fields_but_no_keys() {
 #[test]
 fn validate_runs_envoy_on_the_rendered_configuration() {
     let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/wasm");
-    if !wasm.join("tollgate_router.wasm").is_file() {
+    if !wasm.join("tollgate.wasm").is_file() {
         let status = Command::new(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-wasm"),
         )

@@ -19,12 +19,7 @@ fn workspace() -> PathBuf {
 /// The wasm folder, built with scripts/build-wasm when a module is missing.
 fn wasm_dir() -> String {
     let dir = workspace().join("build/wasm");
-    let modules = [
-        "tollgate_router.wasm",
-        "tollgate_cache.wasm",
-        "tollgate_budget.wasm",
-        "tollgate_metrics.wasm",
-    ];
+    let modules = ["tollgate.wasm"];
     if modules.iter().any(|m| !dir.join(m).is_file()) {
         let status = std::process::Command::new(workspace().join("scripts/build-wasm"))
             .status()
@@ -67,5 +62,5 @@ fn envoy_rejects_a_plugin_configuration_the_filter_refuses() {
         "router configuration not found in envoy.yaml"
     );
     let error = validate(&envoy, &text).unwrap_err();
-    assert!(error.contains("tollgate-router"), "{error}");
+    assert!(error.contains("tollgate"), "{error}");
 }

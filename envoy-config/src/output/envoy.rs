@@ -14,10 +14,11 @@ use crate::plan::{
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use tollgate_core::config::{AdapterConfig, RouterConfig};
+use tollgate_core::config::{AdapterConfig, DownstreamConfig, RouterConfig};
+use tollgate_core::names::root_id;
 
 /// One `vm_id` for every tollgate plugin, so they share shared data (budgets, cache).
-pub const VM_ID: &str = "tollgate";
+pub const VM_ID: &str = tollgate_core::names::VM_ID;
 
 /// `payload_in_metadata` of every JWT provider: the budget filter reads claims at
 /// `metadata.filter_metadata["envoy.filters.http.jwt_authn"].jwt_payload.<claim>`.
@@ -48,47 +49,29 @@ pub struct WasmFilter {
     pub module: &'static str,
 }
 
-/// The downstream filters, in chain order.
-pub const DOWNSTREAM_FILTERS: [WasmFilter; 4] = [
-    WasmFilter {
-        name: "tollgate-router",
-        root_id: "router",
-        module: "tollgate_router.wasm",
-    },
-    WasmFilter {
-        name: "tollgate-cache",
-        root_id: "cache",
-        module: "tollgate_cache.wasm",
-    },
-    WasmFilter {
-        name: "tollgate-budget",
-        root_id: "budget",
-        module: "tollgate_budget.wasm",
-    },
-    WasmFilter {
-        name: "tollgate-metrics",
-        root_id: "metrics",
-        module: "tollgate_metrics.wasm",
-    },
-];
+/// The downstream filters, in chain order: one module whose pipeline runs every stage.
+pub const DOWNSTREAM_FILTERS: [WasmFilter; 1] = [WasmFilter {
+    name: "tollgate",
+    root_id: root_id::PIPELINE,
+    module: "tollgate.wasm",
+}];
 
-/// The upstream adapter: a second root context in the router's module.
+/// The upstream adapter: a second root context in the same module.
 pub const ADAPTER_FILTER: WasmFilter = WasmFilter {
     name: "tollgate-adapter",
-    root_id: "adapter",
-    module: "tollgate_router.wasm",
+    root_id: root_id::ADAPTER,
+    module: "tollgate.wasm",
 };
 
-/// The plugin configuration (JSON) of each downstream filter, by root_id. Cache, budget and
-/// metrics configurations are not defined yet and are `{}`.
+/// The plugin configuration (JSON) of each downstream filter, by root_id: the pipeline's
+/// [`DownstreamConfig`], with a section per configured stage.
 pub fn downstream_plugin_configs(router: &RouterConfig) -> BTreeMap<&'static str, String> {
-    let router_json = serde_json::to_string(router).unwrap_or_else(|_| "{}".to_string());
-    BTreeMap::from([
-        ("router", router_json),
-        ("cache", "{}".into()),
-        ("budget", "{}".into()),
-        ("metrics", "{}".into()),
-    ])
+    let config = DownstreamConfig {
+        route: router.clone(),
+        ..DownstreamConfig::default()
+    };
+    let json = serde_json::to_string(&config).unwrap_or_else(|_| "{}".to_string());
+    BTreeMap::from([(root_id::PIPELINE, json)])
 }
 
 /// The router configuration the plan implies: the model -> Backend map of the HTTPRoutes'

@@ -18,11 +18,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// (phase, priority) of each downstream filter, by root_id.
-pub const PLACEMENT: [(&str, &str, i32); 4] = [
-    ("router", "AUTHZ", 30),
-    ("cache", "AUTHZ", 20),
-    ("budget", "AUTHZ", 10),
-    ("metrics", "STATS", 0),
+pub const PLACEMENT: [(&str, &str, i32); 5] = [
+    (tollgate_core::names::root_id::PIPELINE, "AUTHZ", 30),
+    (tollgate_core::names::root_id::ROUTER, "AUTHZ", 30),
+    (tollgate_core::names::root_id::CACHE, "AUTHZ", 20),
+    (tollgate_core::names::root_id::BUDGET, "AUTHZ", 10),
+    (tollgate_core::names::root_id::METRICS, "STATS", 0),
 ];
 
 /// Where the plugins apply: the proxy Deployment's pods.

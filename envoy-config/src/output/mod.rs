@@ -10,7 +10,7 @@ pub mod prometheus;
 /// Settings of the rendered files that the YAML does not carry.
 #[derive(Debug, Clone)]
 pub struct OutputOptions {
-    /// Folder holding `tollgate_router.wasm` etc., as Envoy will see it.
+    /// Folder holding `tollgate.wasm` etc., as Envoy will see it.
     pub wasm_dir: String,
     /// Listener address.
     pub listen_address: String,

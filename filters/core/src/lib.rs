@@ -10,10 +10,13 @@
 pub mod anthropic;
 pub mod config;
 pub mod errors;
+pub mod facts;
 pub mod gemini;
+pub mod names;
 pub mod openai;
 pub mod plugin_config;
 pub mod request;
 pub mod sse;
+pub mod stage;
 pub mod translate;
 pub mod usage;

@@ -82,7 +82,7 @@ pub fn wasm_dir() -> PathBuf {
     workspace_root().join("build/wasm")
 }
 
-/// Path of a built filter, e.g. `wasm_path("tollgate_router")`.
+/// Path of a built filter, e.g. `wasm_path("tollgate")`.
 pub fn wasm_path(name: &str) -> Result<PathBuf, EnvoyError> {
     let path = wasm_dir().join(format!("{name}.wasm"));
     if path.exists() {

@@ -30,18 +30,12 @@ fn wasm_filter(module: &str, root_id: &str, configuration: &str) -> String {
 
 /// A listener with all downstream filters and one cluster (upstream adapter included) to `upstream_port`.
 fn all_filters_config(listener_port: u16, upstream_port: u16) -> String {
-    let downstream: String = [
-        wasm_filter("tollgate_router", "router", "{}"),
-        wasm_filter("tollgate_cache", "cache", "{}"),
-        wasm_filter("tollgate_budget", "budget", "{}"),
-        wasm_filter("tollgate_metrics", "metrics", "{}"),
-    ]
-    .concat();
+    let downstream: String = [wasm_filter("tollgate", "router", "{}")].concat();
     let adapter_config = format!(
         r#"{{"backend":"openai","providers":[{{"name":"gpt-4o-mini","kind":"openai","model":"gpt-4o-mini","authority":"127.0.0.1:{upstream_port}","api_key":"sk-smoke"}}]}}"#
     );
-    let upstream = wasm_filter("tollgate_router", "adapter", &adapter_config)
-        .replace("\n          ", "\n        ");
+    let upstream =
+        wasm_filter("tollgate", "adapter", &adapter_config).replace("\n          ", "\n        ");
     format!(
         r#"
 admin:

@@ -53,7 +53,7 @@ fn start_mock(name: &str, addr: SocketAddr, faults: InstanceFaults) -> MockHandl
 }
 
 fn wasm_filter(root_id: &str, configuration: &str, indent: &str) -> String {
-    let path = wasm_path("tollgate_router").unwrap();
+    let path = wasm_path("tollgate").unwrap();
     let text = format!(
         r#"- name: tollgate.{root_id}
   typed_config:

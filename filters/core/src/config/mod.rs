@@ -7,6 +7,34 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod budget;
+pub mod cache;
+pub mod metrics;
+
+pub use budget::BudgetConfig;
+pub use cache::CacheConfig;
+pub use metrics::MetricsConfig;
+
+/// Configuration of the downstream pipeline (`root_id: tollgate`): one section per stage; a
+/// stage whose section is absent does not run. Loaded alone (`root_id: cache`, ...), a stage
+/// reads the same document and only its section counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamConfig {
+    /// Routing: model → backend, request limits, which operations each route serves.
+    #[serde(default)]
+    pub route: RouterConfig,
+    /// Response cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+    /// Token and dollar budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
+    /// Requests, tokens, cost and latency metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+}
+
 /// Default cap on a request body the router buffers to read the model (Envoy's default buffer limit).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
@@ -44,7 +72,7 @@ fn default_max_request_bytes() -> usize {
 }
 
 fn default_backend_header() -> String {
-    "x-tollgate-backend".to_string()
+    crate::names::header::BACKEND.to_string()
 }
 
 /// Which wire format a provider speaks. Ollama is `openai` (its OpenAI-compatible `/v1`).

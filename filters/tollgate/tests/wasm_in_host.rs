@@ -1,8 +1,8 @@
-//! The built `tollgate_router.wasm`, run in the wasmtime proxy-wasm host (`tollgate-host`):
+//! The built `tollgate.wasm`, run in the wasmtime proxy-wasm host (`tollgate-host`):
 //! the core's translation fixture table driven through the router and adapter roles exactly as
 //! Envoy drives them, plus the router's rejections.
 //!
-//! Needs `scripts/build-wasm` first (it writes `build/wasm/tollgate_router.wasm`).
+//! Needs `scripts/build-wasm` first (it writes `build/wasm/tollgate.wasm`).
 
 use serde_json::Value as Json;
 use std::fs;
@@ -15,7 +15,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn module() -> PathBuf {
-    let path = workspace_root().join("build/wasm/tollgate_router.wasm");
+    let path = workspace_root().join("build/wasm/tollgate.wasm");
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-wasm",

@@ -24,10 +24,10 @@ use router::{RouterRoot, RouterStream};
 use tollgate_core::config::{AdapterConfig, RouterConfig};
 use tollgate_core::plugin_config::parse_plugin_config;
 
-/// The `root_id` of the downstream router role.
-pub const ROUTER_ROOT_ID: &str = "router";
-/// The `root_id` of the upstream adapter role.
-pub const ADAPTER_ROOT_ID: &str = "adapter";
+use tollgate_core::config::DownstreamConfig;
+use tollgate_core::names::root_id::{
+    ADAPTER as ADAPTER_ROOT_ID, PIPELINE as PIPELINE_ROOT_ID, ROUTER as ROUTER_ROOT_ID,
+};
 
 /// A root context, whose role is decided by its `root_id` when it is configured.
 #[derive(Default)]
@@ -50,12 +50,14 @@ impl RootContext for TollgateRoot {
             .unwrap_or_default();
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         let role = match root_id.as_str() {
+            PIPELINE_ROOT_ID => parse_plugin_config::<DownstreamConfig>(&bytes)
+                .map(|c| Role::Router(RouterRoot::new(c.route))),
             ROUTER_ROOT_ID => parse_plugin_config::<RouterConfig>(&bytes)
                 .map(|c| Role::Router(RouterRoot::new(c))),
             ADAPTER_ROOT_ID => parse_plugin_config::<AdapterConfig>(&bytes)
                 .map(|c| Role::Adapter(AdapterRoot::new(c))),
             other => {
-                log::error!("tollgate-router: unknown root_id {other:?}; expected \"{ROUTER_ROOT_ID}\" or \"{ADAPTER_ROOT_ID}\"");
+                log::error!("tollgate: unknown root_id {other:?}; expected \"{ROUTER_ROOT_ID}\" or \"{ADAPTER_ROOT_ID}\"");
                 return false;
             }
         };
@@ -65,7 +67,7 @@ impl RootContext for TollgateRoot {
                 true
             }
             Err(e) => {
-                log::error!("tollgate-router ({root_id}): {e}");
+                log::error!("tollgate ({root_id}): {e}");
                 false
             }
         }
