@@ -180,6 +180,7 @@ pub(super) fn backend_plan(
                             authority: address.authority(),
                             path_prefix: address.path_prefix.clone(),
                             api_key,
+                            api_key_env: None,
                             api_version: settings.api_version.clone(),
                         }),
                         address,

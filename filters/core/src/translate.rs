@@ -270,6 +270,7 @@ mod tests {
             authority: "api.example.com".into(),
             path_prefix: String::new(),
             api_key: key.map(str::to_string),
+            api_key_env: None,
             api_version: None,
         }
     }

@@ -54,6 +54,40 @@ pub struct RouterConfig {
     /// Request header the router sets to the chosen backend; the generated routes match on it.
     #[serde(default = "default_backend_header")]
     pub backend_header: String,
+    /// What each route serves, by HTTPRoute name: the part of Envoy's route name
+    /// (`xds.route_name`, generated as `<httproute>/<rule>/<match>`) before the first `/`.
+    /// A request whose route is not listed is treated as an LLM route when `routes` is empty
+    /// (hand-written configs), and refused otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, RouteScope>,
+}
+
+/// What one route (HTTPRoute) serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteScope {
+    /// LLM API, MCP or plain proxy; derived by the generator from the route's backends.
+    pub kind: RouteKind,
+    /// Models and aliases the route serves, listed by `GET …/models`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Further OpenAI-format operations (path suffixes such as `/embeddings`) an operator opted
+    /// in for this route's backends; forwarded untranslated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+}
+
+/// The kind of a route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    /// OpenAI-format LLM API: only known operations are served.
+    #[default]
+    Llm,
+    /// MCP (Streamable HTTP): passes through untouched.
+    Mcp,
+    /// A plain proxy route: passes through untouched.
+    Proxy,
 }
 
 impl Default for RouterConfig {
@@ -63,6 +97,7 @@ impl Default for RouterConfig {
             models: BTreeMap::new(),
             require_known_model: false,
             backend_header: default_backend_header(),
+            routes: BTreeMap::new(),
         }
     }
 }
@@ -117,9 +152,15 @@ pub struct ProviderEndpoint {
     /// Path prefix before the provider's API path (e.g. `` for api.openai.com, which serves `/v1/...`).
     #[serde(default)]
     pub path_prefix: String,
-    /// API key; `None` sends no credentials (e.g. a local Ollama). Never logged.
-    #[serde(default)]
+    /// API key inline; for hand-written test configs only (it shows in Envoy's config_dump).
+    /// `None` with no `api_key_env` sends no credentials (e.g. a local Ollama). Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// Name of the Envoy process environment variable holding the API key, passed to the VM
+    /// with `vm_config.environment_variables.host_env_keys` and read through WASI `environ`:
+    /// the generator's way, which keeps keys out of config_dump and plugin configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
     /// Anthropic's `anthropic-version` header.
     #[serde(default)]
     pub api_version: Option<String>,
