@@ -35,6 +35,8 @@ pub struct InspectedRequest {
     pub model: Option<String>,
     /// Whether the client asked for a stream.
     pub stream: bool,
+    /// The client's cap on output tokens: `max_completion_tokens`, else `max_tokens`.
+    pub max_output_tokens: Option<u64>,
     /// The body to send on, when the gateway had to change it (`None`: send it unchanged).
     pub rewritten_body: Option<Vec<u8>>,
 }
@@ -50,6 +52,10 @@ struct Probe<'a> {
     stream: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    max_completion_tokens: Option<&'a RawValue>,
 }
 
 /// Keeps a present field even when it is `null`, so its position is known.
@@ -92,6 +98,11 @@ pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedReques
         },
     }
     let stream = read_stream(&fields)?;
+    let max_output_tokens = match read_count(fields.max_completion_tokens, "max_completion_tokens")?
+    {
+        Some(n) => Some(n),
+        None => read_count(fields.max_tokens, "max_tokens")?,
+    };
     let mut splices = Vec::new();
     if stream {
         splices.extend(include_usage_splice(body, &fields)?);
@@ -104,6 +115,7 @@ pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedReques
     Ok(InspectedRequest {
         model,
         stream,
+        max_output_tokens,
         rewritten_body,
     })
 }
@@ -137,6 +149,7 @@ pub fn openai_upstream_body(
     Ok(InspectedRequest {
         model,
         stream,
+        max_output_tokens: None,
         rewritten_body,
     })
 }
@@ -184,15 +197,45 @@ fn parse_probe(body: &[u8]) -> Result<Probe<'_>, GatewayError> {
     })
 }
 
+/// Longest model name the gateway accepts: model names are labels, header values and cache
+/// key parts, so they are bounded.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
 fn read_model(fields: &Probe<'_>) -> Result<Option<String>, GatewayError> {
-    match fields.model.filter(|m| m.get() != "null") {
+    let model = match fields.model.filter(|m| m.get() != "null") {
+        None => return Ok(None),
+        Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| {
+            GatewayError::invalid(
+                "Invalid type for 'model': expected a string.",
+                Some("model"),
+            )
+        })?,
+    };
+    if model.len() > MAX_MODEL_NAME_BYTES {
+        return Err(GatewayError::invalid(
+            format!("Invalid 'model': longer than {MAX_MODEL_NAME_BYTES} bytes."),
+            Some("model"),
+        ));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(GatewayError::invalid(
+            "Invalid 'model': control characters are not allowed.",
+            Some("model"),
+        ));
+    }
+    Ok(Some(model))
+}
+
+/// A non-negative integer field (`max_tokens`...); `null` counts as absent.
+fn read_count(raw: Option<&RawValue>, name: &str) -> Result<Option<u64>, GatewayError> {
+    match raw.filter(|r| r.get() != "null") {
         None => Ok(None),
-        Some(raw) => serde_json::from_str::<String>(raw.get())
+        Some(raw) => serde_json::from_str::<u64>(raw.get())
             .map(Some)
             .map_err(|_| {
                 GatewayError::invalid(
-                    "Invalid type for 'model': expected a string.",
-                    Some("model"),
+                    format!("Invalid type for '{name}': expected a non-negative integer."),
+                    Some(name),
                 )
             }),
     }
@@ -374,6 +417,47 @@ mod tests {
             assert_eq!(err.status(), 400, "{body}");
             assert_eq!(err.to_openai().error.param.as_deref(), param, "{body}");
         }
+    }
+
+    #[test]
+    fn model_names_with_control_characters_or_over_the_bound_are_400() {
+        let long = "m".repeat(MAX_MODEL_NAME_BYTES + 1);
+        for model in [
+            "gpt-4o\\r\\nx-injected: 1",
+            "a\\u0000b",
+            "tab\\there",
+            long.as_str(),
+        ] {
+            let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user"}}]}}"#);
+            let err = inspect_chat_request(body.as_bytes(), LIMIT).unwrap_err();
+            assert_eq!(err.status(), 400, "{model}");
+            assert_eq!(err.to_openai().error.param.as_deref(), Some("model"));
+        }
+        let ok = br#"{"model":"gpt-4.1 mini/\u00e9","messages":[{"role":"user"}]}"#;
+        assert!(inspect_chat_request(ok, LIMIT).is_ok());
+    }
+
+    #[test]
+    fn the_output_cap_is_max_completion_tokens_else_max_tokens() {
+        let cases = [
+            (r#"{"messages":[{"role":"user"}]}"#, None),
+            (
+                r#"{"max_tokens":50,"messages":[{"role":"user"}]}"#,
+                Some(50),
+            ),
+            (
+                r#"{"max_tokens":50,"max_completion_tokens":70,"messages":[{"role":"user"}]}"#,
+                Some(70),
+            ),
+            (r#"{"max_tokens":null,"messages":[{"role":"user"}]}"#, None),
+        ];
+        for (body, cap) in cases {
+            let inspected = inspect_chat_request(body.as_bytes(), LIMIT).unwrap();
+            assert_eq!(inspected.max_output_tokens, cap, "{body}");
+        }
+        let err = inspect_chat_request(br#"{"max_tokens":-1,"messages":[{"role":"user"}]}"#, LIMIT)
+            .unwrap_err();
+        assert_eq!(err.to_openai().error.param.as_deref(), Some("max_tokens"));
     }
 
     #[test]
