@@ -13,6 +13,7 @@ pub mod errors;
 pub mod facts;
 pub mod gemini;
 pub mod names;
+pub mod observe;
 pub mod openai;
 pub mod plugin_config;
 pub mod request;

@@ -27,6 +27,22 @@ pub mod property {
     pub const REQUEST_FACTS: &str = "tollgate_request";
 }
 
+/// Host property paths the glue reads.
+pub mod host_property {
+    /// The matched Envoy route's name.
+    pub const ROUTE_NAME: [&str; 2] = ["xds", "route_name"];
+    /// The downstream peer address (`ip:port`).
+    pub const SOURCE_ADDRESS: [&str; 2] = ["source", "address"];
+    /// Where `jwt_authn` puts a verified token's claims (`payload_in_metadata` = `jwt_payload`):
+    /// append the claim name.
+    pub const JWT_PAYLOAD: [&str; 4] = [
+        "metadata",
+        "filter_metadata",
+        "envoy.filters.http.jwt_authn",
+        "jwt_payload",
+    ];
+}
+
 /// Header names.
 pub mod header {
     /// Request header the router sets to the chosen backend; the generated routes match on it.
@@ -35,6 +51,10 @@ pub mod header {
     pub const PROVIDER: &str = "x-tollgate-provider";
     /// Response header naming the model asked of that provider.
     pub const MODEL: &str = "x-tollgate-model";
+    /// Request header naming the client that Envoy's `api_key_auth` authenticated (its
+    /// `forwarding.header`); the pipeline removes a client-sent one before authentication
+    /// can set it, so a client cannot claim another's budget.
+    pub const CLIENT: &str = "x-tollgate-client";
     /// Response header: `HIT`, `MISS` or `BYPASS` on a cached route.
     pub const CACHE_STATUS: &str = "x-cache-status";
 }
