@@ -60,6 +60,24 @@ pub enum GatewayError {
     /// The gateway cannot tell which provider serves the attempt: 503.
     #[error("{0}")]
     Unavailable(String),
+    /// No operation of this gateway has that path: 404 (OpenAI's "Invalid URL").
+    #[error("Invalid URL ({method} {path}): this gateway does not serve it.")]
+    UnknownOperation {
+        /// The request method.
+        method: String,
+        /// The request path, without its query string.
+        path: String,
+    },
+    /// The path is served, but not with this method: 405.
+    #[error("Method {method} is not allowed on {path}; use {allow}.")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path, without its query string.
+        path: String,
+        /// The method the path is served with (the `allow` header's value).
+        allow: &'static str,
+    },
 }
 
 impl GatewayError {
@@ -78,6 +96,8 @@ impl GatewayError {
             GatewayError::ModelNotFound(_) => 404,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::Unavailable(_) => 503,
+            GatewayError::UnknownOperation { .. } => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
         }
     }
 
@@ -96,6 +116,12 @@ impl GatewayError {
                 ("invalid_request_error", None, Some("request_too_large"))
             }
             GatewayError::Unavailable(_) => ("server_error", None, Some("no_provider")),
+            GatewayError::UnknownOperation { .. } => {
+                ("invalid_request_error", None, Some("unknown_url"))
+            }
+            GatewayError::MethodNotAllowed { .. } => {
+                ("invalid_request_error", None, Some("method_not_allowed"))
+            }
         };
         OpenAiErrorBody {
             error: OpenAiError {

@@ -15,6 +15,7 @@ pub mod gemini;
 pub mod names;
 pub mod observe;
 pub mod openai;
+pub mod operations;
 pub mod plugin_config;
 pub mod request;
 pub mod sse;
