@@ -55,10 +55,6 @@ pub mod header {
     /// `forwarding.header`); the pipeline removes a client-sent one before authentication
     /// can set it, so a client cannot claim another's budget.
     pub const CLIENT: &str = "x-tollgate-client";
-    /// Request header naming the authenticated client (the API key's client name, or the
-    /// JWT's `sub`), set by Envoy's auth filters so budgets can key on it. A client-sent value
-    /// is removed before those filters run (the generated `header_mutation` filter).
-    pub const CLIENT: &str = "x-tollgate-client";
     /// Response header: `HIT`, `MISS` or `BYPASS` on a cached route.
     pub const CACHE_STATUS: &str = "x-cache-status";
 }
