@@ -18,14 +18,18 @@ use tollgate_config::{envoy_check, explain};
 const USAGE: &str = "usage: tollgate-config <render|validate|explain> -f FILE [-f FILE ...] [options]
 
   -f, --file FILE            input YAML (multi-document; repeat for several files)
-  -o, --out DIR              render: output folder (envoy.yaml 0600, istio/, prometheus-rules.yaml, kubernetes/)
+  -o, --out DIR              render: output folder (envoy.yaml, secrets.env 0600 with the provider keys
+                             Envoy must have in its environment, istio/, prometheus-rules.yaml, kubernetes/)
       --wasm-dir DIR         folder of tollgate_*.wasm as Envoy sees it (default build/wasm)
       --secrets-dir DIR      mounted Secrets: DIR/<secret-name>/<key> (default key Authorization);
                              else $TOLLGATE_SECRET_<NAME>[_<KEY>]
       --endpoint NAME=URL    point provider/host/Backend/Service NAME at URL (http://127.0.0.1:PORT = no TLS)
       --health-check-path P  HTTP health-check path where a healthCheck names none
       --listen HOST:PORT     listener (default 0.0.0.0:10000)
-      --admin HOST:PORT      admin (default 127.0.0.1:9901)
+      --admin HOST:PORT      admin (default 127.0.0.1:9901; keep it on loopback)
+      --stats HOST:PORT      stats listener for Prometheus: /stats/prometheus and /ready only (default 0.0.0.0:9902)
+      --no-stats             no stats listener
+      --xff-trusted-hops N   proxies in front of Envoy whose x-forwarded-for is trusted (default 0)
       --ca-file FILE         CA bundle for upstream TLS (default /etc/ssl/certs/ca-certificates.crt)
       --pricing FILE         pricing table (default: the guide's model matrix)
       --istio-wasm-url URL   prefix of module URLs in WasmPlugins
@@ -137,6 +141,18 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             "--health-check-path" => health_check_path = Some(value()?),
             "--listen" => (output.listen_address, output.listen_port) = host_port(&value()?)?,
             "--admin" => (output.admin_address, output.admin_port) = host_port(&value()?)?,
+            "--stats" => {
+                let (address, port) = host_port(&value()?)?;
+                output.stats_address = address;
+                output.stats_port = Some(port);
+            }
+            "--no-stats" => output.stats_port = None,
+            "--xff-trusted-hops" => {
+                let text = value()?;
+                output.xff_num_trusted_hops = text
+                    .parse()
+                    .map_err(|_| format!("--xff-trusted-hops wants a number, got {text:?}"))?;
+            }
             "--ca-file" => output.ca_file = value()?,
             "--istio-wasm-url" => output.istio_wasm_url = value()?,
             "--pricing" => {

@@ -6,6 +6,7 @@ use crate::input::{read_documents, SourceDocument};
 use crate::output::pricing::{self, Price};
 use crate::output::{envoy, istio, kubernetes, prometheus, to_yaml, OutputOptions};
 use crate::plan::{self, Plan, PlanOptions};
+use crate::secrets;
 use std::collections::BTreeMap;
 
 /// An input file: the name errors use, and its text.
@@ -71,11 +72,33 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
         None => pricing::parse("guide-prices.yaml", pricing::GUIDE_PRICES)?,
     };
     let mut files = BTreeMap::new();
+    let keys = envoy::provider_keys(&plan)?;
+    let env_file = secrets::env_file(&keys).map_err(|message| {
+        ConfigErrors(vec![ConfigError::new(
+            Location::file(secrets::SECRETS_ENV_FILE),
+            message,
+        )])
+    })?;
+    if request.output.stats_port.is_some() && request.output.admin_port == 0 {
+        return Err(ConfigErrors(vec![ConfigError::new(
+            Location::file("--stats"),
+            "the stats listener forwards to the admin port, so admin needs a fixed port (not 0)",
+        )]));
+    }
     let bootstrap = envoy::bootstrap(&plan, &request.output);
     files.insert(
         "envoy.yaml".to_string(),
         OutputFile {
             text: to_yaml(&bootstrap),
+            secret: false,
+        },
+    );
+    // The only file holding keys; always written (empty without keys) so launchers can load it
+    // unconditionally.
+    files.insert(
+        secrets::SECRETS_ENV_FILE.to_string(),
+        OutputFile {
+            text: env_file,
             secret: true,
         },
     );

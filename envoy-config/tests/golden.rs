@@ -66,15 +66,18 @@ fn local_stack_envoy_yaml_matches_golden_file() {
 }
 
 #[test]
-fn only_envoy_yaml_is_marked_secret() {
+fn only_secrets_env_is_marked_secret_and_no_other_file_holds_a_key() {
     let files = render(&common::guide_and_companion()).unwrap();
     let secret: Vec<&String> = files
         .iter()
         .filter(|(_, f)| f.secret)
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(secret, ["envoy.yaml"]);
-    for (name, file) in files.iter().filter(|(_, f)| !f.secret) {
-        assert!(!file.text.contains("sk-test-openai"), "{name} holds a key");
+    assert_eq!(secret, ["secrets.env"]);
+    for key in ["sk-test-openai", "test-anthropic-key", "test-google-key"] {
+        assert!(files["secrets.env"].text.contains(key), "{key}");
+        for (name, file) in files.iter().filter(|(_, f)| !f.secret) {
+            assert!(!file.text.contains(key), "{name} holds a key");
+        }
     }
 }

@@ -6,12 +6,14 @@
 //! memory limit is known.
 
 use super::OutputOptions;
+use crate::error::{ConfigError, ConfigErrors};
 use crate::model::http_route::{HeaderMatchType, PathMatchType};
 use crate::model::traffic_policy::LbPolicy;
 use crate::plan::{
     BackendPlan, EndpointPlan, MatchPlan, Plan, RoutePlan, RulePlan, BACKEND_HEADER_PLACEHOLDER,
     DEFAULT_CONNECT_TIMEOUT,
 };
+use crate::secrets::{provider_key_variable, SecretValue};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tollgate_core::config::{AdapterConfig, DownstreamConfig, RouterConfig};
@@ -83,7 +85,8 @@ pub fn router_config(plan: &Plan) -> RouterConfig {
     }
 }
 
-/// The adapter configuration of one AI Backend's cluster.
+/// The adapter configuration of one AI Backend's cluster. A provider's key is never in it:
+/// only the name of the Envoy environment variable holding it ([`provider_key_variable`]).
 pub fn adapter_config(backend: &BackendPlan) -> AdapterConfig {
     AdapterConfig {
         backend: backend.name.clone(),
@@ -92,8 +95,74 @@ pub fn adapter_config(backend: &BackendPlan) -> AdapterConfig {
             .iter()
             .flatten()
             .filter_map(|e| e.provider.clone())
+            .map(|mut provider| {
+                if provider.api_key.take().is_some() {
+                    provider.api_key_env =
+                        Some(provider_key_variable(&backend.name, &provider.name));
+                }
+                provider
+            })
             .collect(),
     }
+}
+
+/// Every provider key of the plan by the environment variable the adapter reads it from: the
+/// contents of `secrets.env`. Two providers whose names map to the same variable are an error
+/// (at the second Backend).
+pub fn provider_keys(plan: &Plan) -> Result<BTreeMap<String, SecretValue>, ConfigErrors> {
+    let mut keys: BTreeMap<String, (String, SecretValue)> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for backend in &plan.backends {
+        for provider in backend
+            .priorities
+            .iter()
+            .flatten()
+            .filter_map(|e| e.provider.as_ref())
+        {
+            let Some(key) = &provider.api_key else {
+                continue;
+            };
+            let variable = provider_key_variable(&backend.name, &provider.name);
+            let owner = format!("{}/{}", backend.name, provider.name);
+            match keys.get(&variable) {
+                Some((first, _)) if *first != owner => errors.push(ConfigError::new(
+                    backend.location.clone(),
+                    format!(
+                        "provider {owner} and {first} both need environment variable {variable}: rename one"
+                    ),
+                )),
+                _ => {
+                    keys.insert(variable, (owner, SecretValue::resolved(key.clone())));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(keys.into_iter().map(|(k, (_, v))| (k, v)).collect())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The environment variables every tollgate plugin's VM may read (`host_env_keys`): the
+/// provider keys' names. The same list on every plugin: plugins sharing a `vm_id`, code and
+/// `vm_config.configuration` share one VM, created with whichever plugin Envoy loads first.
+pub fn host_env_keys(plan: &Plan) -> Vec<String> {
+    let mut names: Vec<String> = plan
+        .backends
+        .iter()
+        .flat_map(|b| {
+            b.priorities
+                .iter()
+                .flatten()
+                .filter_map(|e| e.provider.as_ref())
+                .filter(|p| p.api_key.is_some())
+                .map(|p| provider_key_variable(&b.name, &p.name))
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The complete bootstrap.
@@ -114,10 +183,15 @@ pub fn bootstrap(plan: &Plan, options: &OutputOptions) -> Value {
             }}]}]},
         })
     }));
+    let mut listeners = vec![listener(plan, &router, options)];
+    if let Some(port) = options.stats_port {
+        listeners.push(stats_listener(port, options));
+        clusters.push(admin_cluster(options));
+    }
     let mut bootstrap = json!({
         "admin": {"address": socket_address(&options.admin_address, options.admin_port)},
         "static_resources": {
-            "listeners": [listener(plan, &router, options)],
+            "listeners": listeners,
             "clusters": clusters,
         },
         "stats_config": stats_config(),
@@ -132,9 +206,15 @@ fn socket_address(host: &str, port: u16) -> Value {
     json!({"socket_address": {"address": host, "port_value": port}})
 }
 
-/// A `envoy.filters.http.wasm` filter entry.
-pub fn wasm_filter(filter: &WasmFilter, configuration: &str, options: &OutputOptions) -> Value {
-    json!({
+/// A `envoy.filters.http.wasm` filter entry; `env_keys` are the Envoy environment variables
+/// its VM may read (the provider keys, see [`host_env_keys`]).
+pub fn wasm_filter(
+    filter: &WasmFilter,
+    configuration: &str,
+    env_keys: &[String],
+    options: &OutputOptions,
+) -> Value {
+    let mut wasm = json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -152,7 +232,12 @@ pub fn wasm_filter(filter: &WasmFilter, configuration: &str, options: &OutputOpt
                 "allow_on_headers_stop_iteration": true,
             },
         },
-    })
+    });
+    if !env_keys.is_empty() {
+        wasm["typed_config"]["config"]["vm_config"]["environment_variables"] =
+            json!({"host_env_keys": env_keys});
+    }
+    wasm
 }
 
 fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Value {
@@ -161,30 +246,159 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
         http_filters.push(jwt_authn(providers));
     }
     let configs = downstream_plugin_configs(router);
+    let env_keys = host_env_keys(plan);
     for filter in &DOWNSTREAM_FILTERS {
         let configuration = configs
             .get(filter.root_id)
             .map(String::as_str)
             .unwrap_or("{}");
-        http_filters.push(wasm_filter(filter, configuration, options));
+        http_filters.push(wasm_filter(filter, configuration, &env_keys, options));
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
     }));
+    let mut hcm = hardened_hcm("tollgate", options);
+    hcm["stream_idle_timeout"] = json!(stream_idle_timeout(plan).to_envoy());
+    hcm["route_config"] = route_config(plan, router);
+    hcm["http_filters"] = json!(http_filters);
     json!({
         "name": "tollgate",
         "address": socket_address(&options.listen_address, options.listen_port),
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "tollgate",
-                "codec_type": "AUTO",
-                "route_config": route_config(plan, router),
-                "http_filters": http_filters,
-            },
+            "typed_config": hcm,
         }]}],
+    })
+}
+
+/// Limits of the clients' side of every listener; the reasons are in FIELDS.md ("Listener").
+pub mod limits {
+    use crate::duration::Duration;
+
+    /// Time a client has to send its whole request headers (slowloris).
+    pub const REQUEST_HEADERS_TIMEOUT: Duration = Duration::seconds(10);
+    /// Floor of the stream idle timeout: the guide's streaming timeout. It is raised to the
+    /// longest route timeout so that a slow provider never hits it before its route timeout.
+    pub const MIN_STREAM_IDLE_TIMEOUT: Duration = crate::plan::DEFAULT_ROUTE_TIMEOUT;
+    /// Idle client connections are closed after this long.
+    pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::seconds(3600);
+    /// Largest request header block, KiB.
+    pub const MAX_REQUEST_HEADERS_KB: u32 = 32;
+    /// Most headers in one request.
+    pub const MAX_HEADERS_COUNT: u32 = 100;
+    /// Streams one HTTP/2 client connection may have open at once.
+    pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+    /// Requests served on one client connection before Envoy asks the client to reconnect.
+    pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1000;
+    /// HTTP/2 flow-control windows (Envoy's edge recommendation).
+    pub const INITIAL_STREAM_WINDOW_SIZE: u32 = 65_536;
+    /// See [`INITIAL_STREAM_WINDOW_SIZE`].
+    pub const INITIAL_CONNECTION_WINDOW_SIZE: u32 = 1_048_576;
+    /// The `server` header of every answer (the provider's is replaced).
+    pub const SERVER_NAME: &str = "tollgate";
+}
+
+/// The HTTP connection manager settings every listener facing clients shares: client address
+/// from the connection (plus trusted proxies), timeouts and size limits against slow or
+/// oversized requests, and paths normalised before any route or filter reads them.
+fn hardened_hcm(stat_prefix: &str, options: &OutputOptions) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": stat_prefix,
+        "codec_type": "AUTO",
+        "use_remote_address": true,
+        "xff_num_trusted_hops": options.xff_num_trusted_hops,
+        "request_headers_timeout": limits::REQUEST_HEADERS_TIMEOUT.to_envoy(),
+        "max_request_headers_kb": limits::MAX_REQUEST_HEADERS_KB,
+        "common_http_protocol_options": {
+            "idle_timeout": limits::CONNECTION_IDLE_TIMEOUT.to_envoy(),
+            "max_headers_count": limits::MAX_HEADERS_COUNT,
+            "max_requests_per_connection": limits::MAX_REQUESTS_PER_CONNECTION,
+            "headers_with_underscores_action": "REJECT_REQUEST",
+        },
+        "http2_protocol_options": {
+            "max_concurrent_streams": limits::MAX_CONCURRENT_STREAMS,
+            "initial_stream_window_size": limits::INITIAL_STREAM_WINDOW_SIZE,
+            "initial_connection_window_size": limits::INITIAL_CONNECTION_WINDOW_SIZE,
+        },
+        "normalize_path": true,
+        "merge_slashes": true,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "server_header_transformation": "OVERWRITE",
+        "server_name": limits::SERVER_NAME,
+    })
+}
+
+/// The longest route timeout, and at least [`limits::MIN_STREAM_IDLE_TIMEOUT`]: a provider may
+/// think (reasoning models) or pause between chunks for minutes, and the route timeout is
+/// what bounds a request, not the idle timer.
+fn stream_idle_timeout(plan: &Plan) -> crate::duration::Duration {
+    plan.routes
+        .iter()
+        .flat_map(|r| r.rules.iter().map(|rule| rule.timeout))
+        .chain(std::iter::once(limits::MIN_STREAM_IDLE_TIMEOUT))
+        .max()
+        .unwrap_or(limits::MIN_STREAM_IDLE_TIMEOUT)
+}
+
+/// Name of the static cluster the stats listener forwards to (Envoy's own admin).
+pub const ADMIN_CLUSTER: &str = "tollgate-admin";
+
+/// Paths of admin the stats listener serves; anything else is a 404 there.
+pub const STATS_PATHS: [&str; 2] = ["/stats/prometheus", "/ready"];
+
+/// The stats listener Prometheus scrapes, so admin (config_dump, quitquitquit) stays on
+/// loopback: `GET /stats/prometheus` and `GET /ready` forwarded to admin, 404 for the rest.
+fn stats_listener(port: u16, options: &OutputOptions) -> Value {
+    let mut routes: Vec<Value> = STATS_PATHS
+        .iter()
+        .map(|path| {
+            json!({
+                "name": format!("admin{path}"),
+                "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+                "route": {"cluster": ADMIN_CLUSTER, "timeout": "10s"},
+            })
+        })
+        .collect();
+    routes.push(json!({
+        "name": "not-served",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": "not found\n"}},
+    }));
+    let mut hcm = hardened_hcm("tollgate_stats", options);
+    hcm["route_config"] = json!({
+        "name": "tollgate-stats",
+        "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": routes}],
+    });
+    hcm["http_filters"] = json!([{
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }]);
+    json!({
+        "name": "tollgate-stats",
+        "address": socket_address(&options.stats_address, port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm,
+        }]}],
+    })
+}
+
+/// The static cluster of Envoy's own admin endpoint (loopback when admin listens on any address).
+fn admin_cluster(options: &OutputOptions) -> Value {
+    let host = match options.admin_address.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        other => other,
+    };
+    json!({
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": socket_address(host, options.admin_port)
+        }}]}]},
     })
 }
 
@@ -393,7 +607,7 @@ fn backend_cluster(backend: &BackendPlan, plan: &Plan, options: &OutputOptions) 
         "lb_policy": lb_policy,
         "load_assignment": {"cluster_name": backend.name, "endpoints": endpoints},
         "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http_protocol_options(backend, options),
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http_protocol_options(backend, plan, options),
         },
     });
     if let Some(rate) = plan.dns.refresh_rate {
@@ -531,7 +745,7 @@ fn upstream_tls(sni: &str, http2: bool, options: &OutputOptions) -> Value {
     })
 }
 
-fn http_protocol_options(backend: &BackendPlan, options: &OutputOptions) -> Value {
+fn http_protocol_options(backend: &BackendPlan, plan: &Plan, options: &OutputOptions) -> Value {
     let settings = &backend.connection;
     let mut protocol = json!({"@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"});
     let mut common = json!({});
@@ -564,7 +778,7 @@ fn http_protocol_options(backend: &BackendPlan, options: &OutputOptions) -> Valu
         let adapter =
             serde_json::to_string(&adapter_config(backend)).unwrap_or_else(|_| "{}".to_string());
         protocol["http_filters"] = json!([
-            wasm_filter(&ADAPTER_FILTER, &adapter, options),
+            wasm_filter(&ADAPTER_FILTER, &adapter, &host_env_keys(plan), options),
             {
                 "name": "envoy.filters.http.upstream_codec",
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"},

@@ -7,6 +7,9 @@ pub mod kubernetes;
 pub mod pricing;
 pub mod prometheus;
 
+/// Default port of the stats listener (admin's 9901 + 1).
+pub const DEFAULT_STATS_PORT: u16 = 9902;
+
 /// Settings of the rendered files that the YAML does not carry.
 #[derive(Debug, Clone)]
 pub struct OutputOptions {
@@ -18,8 +21,16 @@ pub struct OutputOptions {
     pub listen_port: u16,
     /// Admin address (keep it on loopback).
     pub admin_address: String,
-    /// Admin port (0 = any).
+    /// Admin port (0 = any; then no stats listener can forward to it).
     pub admin_port: u16,
+    /// Address of the stats listener, the only port Prometheus needs: it serves
+    /// `/stats/prometheus` and `/ready` from admin and nothing else.
+    pub stats_address: String,
+    /// Port of the stats listener; `None`: no stats listener.
+    pub stats_port: Option<u16>,
+    /// Proxies in front of Envoy whose `x-forwarded-for` entries are trusted (HCM
+    /// `xff_num_trusted_hops`); 0 when clients connect directly.
+    pub xff_num_trusted_hops: u32,
     /// CA bundle for upstream TLS.
     pub ca_file: String,
     /// URL prefix of the .wasm files in Istio WasmPlugins (`oci://...` or `file:///...`).
@@ -34,6 +45,9 @@ impl Default for OutputOptions {
             listen_port: 10000,
             admin_address: "127.0.0.1".to_string(),
             admin_port: 9901,
+            stats_address: "0.0.0.0".to_string(),
+            stats_port: Some(DEFAULT_STATS_PORT),
+            xff_num_trusted_hops: 0,
             ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
             istio_wasm_url: "file:///var/local/lib/tollgate/wasm/".to_string(),
         }

@@ -5,8 +5,8 @@ use crate::{free_port, wasm_dir, workspace_root, Envoy, EnvoyError};
 use std::collections::BTreeMap;
 use tollgate_config::output::OutputOptions;
 use tollgate_config::plan::PlanOptions;
-use tollgate_config::render::{render, InputFile, RenderRequest};
-use tollgate_config::secrets::{env_variable, SecretStore};
+use tollgate_config::render::{render, InputFile, OutputFile, RenderRequest};
+use tollgate_config::secrets::{env_variable, parse_env_file, SecretStore, SECRETS_ENV_FILE};
 
 /// What to render: inputs, endpoint overrides and secret values.
 #[derive(Debug, Default, Clone)]
@@ -60,16 +60,61 @@ pub struct Gateway {
     pub envoy: Envoy,
     /// The listener port.
     pub port: u16,
+    /// The stats listener's port (`/stats/prometheus`, `/ready`).
+    pub stats_port: u16,
+    /// Every file the generator wrote, by name (`envoy.yaml`, `secrets.env`, ...).
+    pub files: BTreeMap<String, OutputFile>,
+}
+
+/// The loopback ports of one gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Listener.
+    pub listen: u16,
+    /// Admin (fixed: the stats listener forwards to it).
+    pub admin: u16,
+    /// Stats listener.
+    pub stats: u16,
+}
+
+impl Ports {
+    /// Three distinct ports that were free a moment ago.
+    pub fn free() -> Ports {
+        let mut ports = Vec::new();
+        while ports.len() < 3 {
+            let port = free_port();
+            if port != 0 && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        Ports {
+            listen: ports[0],
+            admin: ports[1],
+            stats: ports[2],
+        }
+    }
 }
 
 impl Gateway {
-    /// Renders the spec and starts Envoy on a free loopback port.
+    /// Renders the spec and starts Envoy on free loopback ports, with the provider keys of
+    /// `secrets.env` in its environment, as `scripts/up` and the container entrypoint do.
     pub fn start(spec: &GatewaySpec) -> Result<Gateway, EnvoyError> {
-        let yaml = render_envoy_yaml(spec, free_port())?;
-        let port = listen_port_of(&yaml);
+        let ports = Ports::free();
+        let files = render_files(spec, ports)?;
+        let yaml = &files
+            .get("envoy.yaml")
+            .ok_or_else(|| std::io::Error::other("the generator wrote no envoy.yaml"))?
+            .text;
+        let env = files
+            .get(SECRETS_ENV_FILE)
+            .map(|f| parse_env_file(&f.text))
+            .unwrap_or_default();
+        let envoy = Envoy::start_with_env(yaml, &[], &env)?;
         Ok(Gateway {
-            envoy: Envoy::start(&yaml)?,
-            port,
+            envoy,
+            port: ports.listen,
+            stats_port: ports.stats,
+            files,
         })
     }
 
@@ -77,18 +122,31 @@ impl Gateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// URL of a path on the stats listener.
+    pub fn stats_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.stats_port)
+    }
 }
 
-fn listen_port_of(yaml: &str) -> u16 {
-    // The port was chosen by us; read it back from the marker render_envoy_yaml keeps.
-    yaml.lines()
-        .find_map(|l| l.trim().strip_prefix("# tollgate-e2e listener port: "))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Renders the spec's envoy.yaml with the listener on `port` and admin on any free port.
+/// Renders the spec's envoy.yaml with the listener on `port` (admin and stats on free ports).
 pub fn render_envoy_yaml(spec: &GatewaySpec, port: u16) -> Result<String, EnvoyError> {
+    let ports = Ports {
+        listen: port,
+        ..Ports::free()
+    };
+    let files = render_files(spec, ports)?;
+    files
+        .get("envoy.yaml")
+        .map(|f| f.text.clone())
+        .ok_or_else(|| std::io::Error::other("the generator wrote no envoy.yaml").into())
+}
+
+/// Renders every file of the spec on the given loopback ports.
+pub fn render_files(
+    spec: &GatewaySpec,
+    ports: Ports,
+) -> Result<BTreeMap<String, OutputFile>, EnvoyError> {
     let root = workspace_root();
     let mut inputs = Vec::new();
     for name in &spec.inputs {
@@ -112,19 +170,14 @@ pub fn render_envoy_yaml(spec: &GatewaySpec, port: u16) -> Result<String, EnvoyE
         output: OutputOptions {
             wasm_dir: wasm_dir().display().to_string(),
             listen_address: "127.0.0.1".to_string(),
-            listen_port: port,
+            listen_port: ports.listen,
             admin_address: "127.0.0.1".to_string(),
-            admin_port: 0,
+            admin_port: ports.admin,
+            stats_address: "127.0.0.1".to_string(),
+            stats_port: Some(ports.stats),
             ..Default::default()
         },
         pricing: None,
     };
-    let files = render(&request).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let envoy = files
-        .get("envoy.yaml")
-        .ok_or_else(|| std::io::Error::other("the generator wrote no envoy.yaml"))?;
-    Ok(format!(
-        "# tollgate-e2e listener port: {port}\n{}",
-        envoy.text
-    ))
+    Ok(render(&request).map_err(|e| std::io::Error::other(e.to_string()))?)
 }

@@ -120,7 +120,14 @@ pub fn validate_config(yaml: &str) -> Result<(), EnvoyError> {
 
 /// Runs `envoy --mode validate` on a config file.
 pub fn validate_file(path: &Path) -> Result<(), EnvoyError> {
+    validate_file_with_env(path, &[])
+}
+
+/// Runs `envoy --mode validate` on a config file with extra environment variables (the
+/// provider keys of the generator's `secrets.env`, which the plugins' VMs read).
+pub fn validate_file_with_env(path: &Path, env: &[(String, String)]) -> Result<(), EnvoyError> {
     let out = Command::new(envoy_bin()?)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args([
             "--mode",
             "validate",
@@ -160,13 +167,24 @@ impl Envoy {
 
     /// Like [`Envoy::start`] with extra command-line flags (e.g. `["--concurrency", "2"]`).
     pub fn start_with_args(yaml: &str, extra: &[&str]) -> Result<Envoy, EnvoyError> {
+        Self::start_with_env(yaml, extra, &[])
+    }
+
+    /// Like [`Envoy::start_with_args`], with extra variables in Envoy's environment (as the
+    /// launchers load the generator's `secrets.env`). Envoy's log is at info level.
+    pub fn start_with_env(
+        yaml: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Envoy, EnvoyError> {
         let dir = run_dir()?;
         let config = dir.join("envoy.yaml");
         std::fs::write(&config, yaml)?;
-        validate_file(&config)?;
+        validate_file_with_env(&config, env)?;
         let admin_file = dir.join("admin-address");
         let log = std::fs::File::create(dir.join("envoy.log"))?;
         let mut cmd = Command::new(envoy_bin()?);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("-c")
             .arg(&config)
             .args(["--disable-hot-restart", "-l", "info"])
