@@ -1,167 +1,93 @@
-//! The downstream router role: one pass over the client's body, then routing.
+//! The route stage: the pipeline's first, always on. In the headers phase it decides which
+//! operation this is; with the whole body in, it makes the one pass over it (validation,
+//! model, stream, output cap), picks the backend from the model, and forces usage on streams.
 //!
-//! Headers are paused (the Wasm filter needs `allow_on_headers_stop_iteration: true`) until the
-//! whole body is in; the routing header is set from the body callback while the headers are
-//! still paused, which makes Envoy re-pick the route. Header setters are never called after a
-//! Continue (Envoy answers BadArgument and the SDK panics).
+//! The routing header is set from the body callback while the headers are still paused, which
+//! makes Envoy re-pick the route. Header setters are never called after a Continue (Envoy
+//! answers BadArgument).
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use crate::host;
 use tollgate_core::config::RouterConfig;
 use tollgate_core::errors::{GatewayError, OpenAiError, OpenAiErrorBody};
-use tollgate_core::request::{
-    backend_for_model, check_size, inspect_chat_request, RequestSummary, REQUEST_SUMMARY_PROPERTY,
-};
+use tollgate_core::facts::RequestFacts;
+use tollgate_core::names::property;
+use tollgate_core::request::{backend_for_model, inspect_chat_request, RequestSummary};
+use tollgate_core::stage::LocalReply;
 
-/// The router's configuration, shared by its streams.
-pub struct RouterRoot {
-    config: Rc<RouterConfig>,
+/// What the route stage made of the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion: read the body, route, translate.
+    Chat,
+    /// Not ours to look at (no body, MCP and plain routes): untouched, not buffered.
+    PassThrough,
 }
 
-impl RouterRoot {
-    /// A root holding a parsed configuration.
-    pub fn new(config: RouterConfig) -> Self {
-        Self {
-            config: Rc::new(config),
-        }
+/// The headers phase: removes what only the gateway may set, and says what the request is
+/// (or answers it: refused operations, `GET …/models`). With `routing` off (a capability
+/// loaded alone) nothing is refused and the body is read only for facts.
+pub fn on_request_headers(
+    config: &RouterConfig,
+    _facts: &RequestFacts,
+    end_of_stream: bool,
+    routing: bool,
+) -> Result<Operation, LocalReply> {
+    if !routing {
+        return Ok(if end_of_stream {
+            Operation::PassThrough
+        } else {
+            Operation::Chat
+        });
     }
+    // The backend is the router's choice, never the client's.
+    host::set_request_header(&config.backend_header, None);
+    if end_of_stream {
+        return Ok(Operation::PassThrough); // no body: nothing to route on
+    }
+    Ok(Operation::Chat)
 }
 
-/// One client request.
-pub struct RouterStream {
-    config: Rc<RouterConfig>,
-    /// A local reply was sent: nothing more to do for this stream.
-    answered: bool,
-    /// The response is an error not in the OpenAI format (e.g. Envoy's own plain-text 503
-    /// when every provider is down): its status, while its body is buffered to be replaced.
-    rewrite_error_status: Option<u16>,
-    /// Request body bytes buffered so far (read again if the body ends with trailers).
-    request_body_size: usize,
+/// The whole body is in: the one pass over it. Fills `facts`; replaces `body` when the
+/// gateway had to change it (`*changed`).
+pub fn on_request_body(
+    config: &RouterConfig,
+    facts: &mut RequestFacts,
+    body: &mut Vec<u8>,
+    changed: &mut bool,
+    routing: bool,
+) -> Result<(), GatewayError> {
+    let inspected = inspect_chat_request(body, config.max_request_bytes)?;
+    let backend = if routing {
+        backend_for_model(config, inspected.model.as_deref())?
+    } else {
+        None
+    };
+    if let Some(backend) = backend {
+        host::set_request_header(&config.backend_header, Some(backend));
+    }
+    // Alone, a capability reads the body for facts and never changes the client's bytes.
+    if let Some(rewritten) = inspected.rewritten_body.filter(|_| routing) {
+        *body = rewritten;
+        *changed = true;
+    }
+    facts.body_bytes = body.len();
+    facts.model = inspected.model;
+    facts.stream = inspected.stream;
+    facts.max_output_tokens = inspected.max_output_tokens;
+    facts.backend = backend.map(str::to_string);
+    Ok(())
 }
 
-impl RouterStream {
-    /// A stream of the router role.
-    pub fn new(root: &RouterRoot) -> Self {
-        Self {
-            config: Rc::clone(&root.config),
-            answered: false,
-            rewrite_error_status: None,
-            request_body_size: 0,
-        }
-    }
-
-    fn reject(&mut self, error: &GatewayError) -> Action {
-        self.answered = true;
-        crate::send_openai_error(self, error)
-    }
-
-    /// The whole body is in (end of body or trailers): route, or answer locally.
-    fn on_request_complete(&mut self) -> Action {
-        let body = self
-            .get_http_request_body(0, self.request_body_size)
-            .unwrap_or_default();
-        match self.route(&body) {
-            Ok(()) => Action::Continue,
-            Err(error) => self.reject(&error),
-        }
-    }
-
-    fn route(&mut self, body: &[u8]) -> Result<(), GatewayError> {
-        let inspected = inspect_chat_request(body, self.config.max_request_bytes)?;
-        let backend = backend_for_model(&self.config, inspected.model.as_deref())?;
-        if let Some(backend) = backend {
-            self.set_http_request_header(&self.config.backend_header, Some(backend));
-        }
-        if let Some(rewritten) = &inspected.rewritten_body {
-            self.set_http_request_body(0, body.len(), rewritten);
-            self.set_http_request_header("content-length", Some(&rewritten.len().to_string()));
-        }
-        let summary = RequestSummary {
-            model: inspected.model.unwrap_or_default(),
-            stream: inspected.stream,
-            backend: backend.map(str::to_string),
-        };
-        if let Ok(json) = serde_json::to_vec(&summary) {
-            self.set_property(vec![REQUEST_SUMMARY_PROPERTY], Some(&json));
-        }
-        Ok(())
-    }
-}
-
-impl Context for RouterStream {}
-
-impl HttpContext for RouterStream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        // The backend is the router's choice, never the client's.
-        self.set_http_request_header(&self.config.backend_header, None);
-        if end_of_stream {
-            return Action::Continue; // no body: nothing to route on (e.g. GET /v1/models)
-        }
-        let declared = self
-            .get_http_request_header("content-length")
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if let Some(size) = declared {
-            if let Err(error) = check_size(size, self.config.max_request_bytes) {
-                return self.reject(&error);
-            }
-        }
-        Action::Pause
-    }
-
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.answered {
-            return Action::Pause;
-        }
-        if let Err(error) = check_size(body_size, self.config.max_request_bytes) {
-            return self.reject(&error);
-        }
-        self.request_body_size = body_size;
-        if !end_of_stream {
-            return Action::Pause; // buffer until the whole body is in
-        }
-        self.on_request_complete()
-    }
-
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.answered {
-            return Action::Pause;
-        }
-        self.on_request_complete()
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.answered {
-            return Action::Continue;
-        }
-        let status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(200);
-        let is_json = self
-            .get_http_response_header("content-type")
-            .is_some_and(|t| t.trim_start().starts_with("application/json"));
-        if status >= 400 && !is_json {
-            self.rewrite_error_status = Some(status);
-            self.set_http_response_header("content-length", None);
-            self.set_http_response_header("content-type", Some("application/json"));
-        }
-        Action::Continue
-    }
-
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(status) = self.rewrite_error_status else {
-            return Action::Continue;
-        };
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let text = self
-            .get_http_response_body(0, body_size)
-            .unwrap_or_default();
-        let body = envoy_error_as_openai(status, &text);
-        self.set_http_response_body(0, body_size, &body);
-        Action::Continue
+/// Publishes the adapter's projection of the facts (filter state crosses to the upstream
+/// filter); called once the body is final.
+pub fn publish_for_adapter(facts: &RequestFacts) {
+    let summary = RequestSummary {
+        model: facts.model.clone().unwrap_or_default(),
+        stream: facts.stream,
+        backend: facts.backend.clone(),
+    };
+    if let Ok(json) = serde_json::to_vec(&summary) {
+        host::set_property(property::REQUEST_FACTS, &json);
     }
 }
 

@@ -1,0 +1,154 @@
+//! The few host calls the pipeline and its stages make, as functions that cannot panic: the
+//! SDK's trait getters `unwrap()` the host's status and decode header values as UTF-8, so a
+//! non-UTF-8 value or an unexpected status would kill the VM for every request of that worker.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, Status};
+use std::time::{Duration, UNIX_EPOCH};
+use tollgate_core::stage::{LocalReply, SharedStore, StoreError};
+
+/// A request header's value as bytes (`None`: absent or unreadable).
+pub fn request_header(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+/// A response header's value as bytes.
+pub fn response_header(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
+/// Sets (or with `None` removes) a request header; only valid while the headers are held.
+pub fn set_request_header(name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
+/// Sets (or removes) a response header; only valid while the headers are held.
+pub fn set_response_header(name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+}
+
+/// A request header as text, when it is UTF-8.
+pub fn request_header_text(name: &str) -> Option<String> {
+    request_header(name).and_then(|v| String::from_utf8(v).ok())
+}
+
+/// A host property (`None`: absent or unreadable).
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path.to_vec()).ok().flatten()
+}
+
+/// A host property as text.
+pub fn property_text(path: &[&str]) -> Option<String> {
+    property(path).and_then(|v| String::from_utf8(v).ok())
+}
+
+/// Publishes filter state (`wasm.<name>`) for later filters (the upstream adapter).
+pub fn set_property(name: &str, value: &[u8]) {
+    let _ = hostcalls::set_property(vec![name], Some(value));
+}
+
+/// Bytes `[0, size)` of the buffered request body.
+pub fn request_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Replaces bytes `[0, size)` of the request body.
+pub fn replace_request_body(size: usize, body: &[u8]) {
+    let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body);
+}
+
+/// Bytes `[0, size)` of the response body passed to this callback (or buffered so far).
+pub fn response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Replaces bytes `[0, size)` of the response body.
+pub fn replace_response_body(size: usize, body: &[u8]) {
+    let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body);
+}
+
+/// The body of the answer to an HTTP callout.
+pub fn callout_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// A header of the answer to an HTTP callout.
+pub fn callout_header(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
+/// The host clock in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Answers the stream locally.
+pub fn send_local_reply(reply: &LocalReply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body));
+}
+
+/// Starts an HTTP callout; the token identifies its answer.
+pub fn dispatch_callout(callout: &tollgate_core::stage::Callout) -> Result<u32, Status> {
+    let headers = vec![
+        (":method", callout.method.as_str()),
+        (":path", callout.path.as_str()),
+        (":authority", callout.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    hostcalls::dispatch_http_call(
+        &callout.cluster,
+        headers,
+        Some(&callout.body),
+        vec![],
+        Duration::from_millis(callout.timeout_ms),
+    )
+}
+
+/// Resumes a request paused by this stream.
+pub fn resume_request() {
+    let _ = hostcalls::resume_http_request();
+}
+
+/// Proxy-wasm shared data (one store per `vm_id`, every worker of this Envoy).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProxyStore;
+
+impl SharedStore for ProxyStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
+            _ => None,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Refused),
+        }
+    }
+}

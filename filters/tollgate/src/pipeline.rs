@@ -1,0 +1,531 @@
+//! The downstream pipeline: one HttpContext that runs the stages in order — route → cache →
+//! budget → metrics — over one [`RequestFacts`] and one [`ResponseFacts`], so each phase
+//! crosses into the VM once and the body is read once.
+//!
+//! - Request headers: the route stage says what the operation is; every stage sees the headers.
+//!   Anything that needs the body pauses the headers (`allow_on_headers_stop_iteration`).
+//! - Request body (whole): the route stage's one pass fills the facts; each stage may edit the
+//!   body, answer locally (no later stage runs, nothing goes upstream) or call a service
+//!   (the chain resumes with its answer).
+//! - Response: one observer reads usage, model and completeness (JSON whole, streams chunk by
+//!   chunk, never buffered); stages add headers and see the chunks.
+//! - on_log: every stage's `on_done`, even when an earlier stage answered.
+
+use crate::host;
+use crate::stages::budget::{BudgetRoot, BudgetStage};
+use crate::stages::cache::{CacheRoot, CacheStage};
+use crate::stages::metrics::{MetricsRoot, MetricsStage};
+use crate::stages::route::{self, Operation};
+use crate::stages::Stage;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+use tollgate_core::config::{DownstreamConfig, RouterConfig};
+use tollgate_core::errors::GatewayError;
+use tollgate_core::facts::{Answerer, Caller, RequestFacts, ResponseFacts};
+use tollgate_core::names::{header, host_property};
+use tollgate_core::observe::{BodyKind, ResponseObserver};
+use tollgate_core::request::check_size;
+use tollgate_core::stage::{LocalReply, Step};
+
+/// The stages after routing, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StageId {
+    Cache,
+    Budget,
+    Metrics,
+}
+
+const ORDER: [StageId; 3] = [StageId::Cache, StageId::Budget, StageId::Metrics];
+
+impl StageId {
+    fn answerer(self) -> Answerer {
+        match self {
+            StageId::Cache => Answerer::Cache,
+            StageId::Budget => Answerer::Budget,
+            StageId::Metrics => Answerer::Gateway,
+        }
+    }
+}
+
+/// Per-VM state of the pipeline: its configuration and each configured stage's root.
+pub struct PipelineRoot {
+    route: RouterConfig,
+    /// Whether the route stage routes (validates, picks the backend); off when a capability
+    /// runs alone, where the body is only read for facts.
+    routing: bool,
+    cache: Option<Rc<CacheRoot>>,
+    budget: Option<Rc<BudgetRoot>>,
+    metrics: Option<Rc<MetricsRoot>>,
+}
+
+impl PipelineRoot {
+    /// The whole pipeline from its configuration: a stage runs when its section is present.
+    pub fn pipeline(config: DownstreamConfig) -> Result<Self, String> {
+        Self::with_stages(config, true, [true, true, true])
+    }
+
+    /// Routing alone (`root_id: router`).
+    pub fn router(config: RouterConfig) -> Self {
+        Self {
+            route: config,
+            routing: true,
+            cache: None,
+            budget: None,
+            metrics: None,
+        }
+    }
+
+    /// One capability alone (`root_id: cache|budget|metrics`): its section of the document.
+    pub fn capability(
+        config: DownstreamConfig,
+        cache: bool,
+        budget: bool,
+        metrics: bool,
+    ) -> Result<Self, String> {
+        Self::with_stages(config, false, [cache, budget, metrics])
+    }
+
+    fn with_stages(
+        config: DownstreamConfig,
+        routing: bool,
+        [cache, budget, metrics]: [bool; 3],
+    ) -> Result<Self, String> {
+        let cache = match config.cache.as_ref().filter(|_| cache) {
+            Some(c) => Some(Rc::new(
+                CacheRoot::new(c).map_err(|e| format!("cache: {e}"))?,
+            )),
+            None => None,
+        };
+        let budget = match config.budget.as_ref().filter(|_| budget) {
+            Some(c) => Some(Rc::new(
+                BudgetRoot::new(c).map_err(|e| format!("budget: {e}"))?,
+            )),
+            None => None,
+        };
+        let metrics = match config.metrics.as_ref().filter(|_| metrics) {
+            Some(c) => Some(Rc::new(
+                MetricsRoot::new(c).map_err(|e| format!("metrics: {e}"))?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            route: config.route,
+            routing,
+            cache,
+            budget,
+            metrics,
+        })
+    }
+}
+
+/// The per-request parts of the configured stages.
+struct Stages {
+    cache: Option<CacheStage>,
+    budget: Option<BudgetStage>,
+    metrics: Option<MetricsStage>,
+}
+
+impl Stages {
+    fn get(&mut self, id: StageId) -> Option<&mut dyn Stage> {
+        match id {
+            StageId::Cache => self.cache.as_mut().map(|s| s as &mut dyn Stage),
+            StageId::Budget => self.budget.as_mut().map(|s| s as &mut dyn Stage),
+            StageId::Metrics => self.metrics.as_mut().map(|s| s as &mut dyn Stage),
+        }
+    }
+
+    fn any(&mut self, wants: impl Fn(&dyn Stage) -> bool) -> bool {
+        ORDER
+            .iter()
+            .any(|&id| self.get(id).is_some_and(|s| wants(s)))
+    }
+}
+
+/// One client request through the pipeline.
+pub struct PipelineStream {
+    root: Rc<PipelineRoot>,
+    facts: RequestFacts,
+    response: ResponseFacts,
+    stages: Stages,
+    /// A local reply was sent: the request goes no further.
+    answered: bool,
+    /// Request body bytes buffered so far (read again if the body ends with trailers).
+    request_body_size: usize,
+    /// The body as it will go upstream, held while a callout is pending.
+    body: Vec<u8>,
+    body_changed: bool,
+    /// The stage waiting for a callout's answer, and the callout's token.
+    pending: Option<(u32, StageId)>,
+    /// The answer is an error not in the OpenAI format (e.g. Envoy's plain-text 503):
+    /// its status, while its body is buffered to be replaced.
+    rewrite_error_status: Option<u16>,
+    observer: Option<ResponseObserver>,
+    response_ended: bool,
+}
+
+impl PipelineStream {
+    /// A stream of the pipeline.
+    pub fn new(root: &Rc<PipelineRoot>) -> Self {
+        Self {
+            root: Rc::clone(root),
+            facts: RequestFacts::default(),
+            response: ResponseFacts::default(),
+            stages: Stages {
+                cache: root.cache.as_ref().map(CacheStage::new),
+                budget: root.budget.as_ref().map(BudgetStage::new),
+                metrics: root.metrics.as_ref().map(MetricsStage::new),
+            },
+            answered: false,
+            request_body_size: 0,
+            body: Vec::new(),
+            body_changed: false,
+            pending: None,
+            rewrite_error_status: None,
+            observer: None,
+            response_ended: false,
+        }
+    }
+
+    fn respond(&mut self, reply: &LocalReply, by: Answerer) -> Action {
+        self.answered = true;
+        self.response.answered_by = by;
+        host::send_local_reply(reply);
+        Action::Pause
+    }
+
+    fn reject(&mut self, error: &GatewayError) -> Action {
+        let reply = LocalReply::json(error.status(), error.to_openai().to_bytes());
+        self.respond(&reply, Answerer::Gateway)
+    }
+
+    /// Who is calling: read once, only when a stage keys on it.
+    fn read_caller(&self) -> Caller {
+        let mut jwt = host_property::JWT_PAYLOAD.to_vec();
+        jwt.push("sub");
+        Caller {
+            jwt_subject: host::property_text(&jwt),
+            client_key: host::request_header_text(header::CLIENT),
+            address: host::property_text(&host_property::SOURCE_ADDRESS).map(|a| {
+                match a.rsplit_once(':') {
+                    Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                        ip.trim_matches(['[', ']']).to_string()
+                    }
+                    _ => a,
+                }
+            }),
+        }
+    }
+
+    /// Runs the request-headers phase of every stage; `Some` when one answered.
+    fn run_request_headers(&mut self) -> Option<Action> {
+        for id in ORDER {
+            let facts = &self.facts;
+            let step = self.stages.get(id).map(|s| s.on_request_headers(facts));
+            match step {
+                None | Some(Step::Continue) => {}
+                Some(Step::Respond(reply)) => return Some(self.respond(&reply, id.answerer())),
+                Some(Step::Callout(_)) => {
+                    log::warn!("tollgate: a callout from the headers phase is not supported");
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the body phase of the stages from `from` on; Continue when the request may go.
+    fn run_request_body(&mut self, from: usize) -> Action {
+        for &id in &ORDER[from..] {
+            let mut body = std::mem::take(&mut self.body);
+            let mut changed = false;
+            let facts = &self.facts;
+            let step = self
+                .stages
+                .get(id)
+                .map(|s| s.on_request_body(facts, &mut body, &mut changed));
+            self.body = body;
+            self.body_changed |= changed;
+            match step {
+                None | Some(Step::Continue) => {}
+                Some(Step::Respond(reply)) => return self.respond(&reply, id.answerer()),
+                Some(Step::Callout(callout)) => match host::dispatch_callout(&callout) {
+                    Ok(token) => {
+                        self.pending = Some((token, id));
+                        return Action::Pause;
+                    }
+                    Err(status) => {
+                        // The stage decides what a failed call means (fail open or closed).
+                        log::warn!(
+                            "tollgate: callout to {} failed to start: {status:?}",
+                            callout.cluster
+                        );
+                        let facts = &self.facts;
+                        let next = self
+                            .stages
+                            .get(id)
+                            .map(|s| s.on_callout_response(facts, 0, b""));
+                        if let Some(Step::Respond(reply)) = next {
+                            return self.respond(&reply, id.answerer());
+                        }
+                    }
+                },
+            }
+        }
+        self.release_request();
+        Action::Continue
+    }
+
+    /// The body is final: write it back if a stage changed it, tell the adapter the facts.
+    fn release_request(&mut self) {
+        if self.body_changed {
+            host::replace_request_body(self.request_body_size, &self.body);
+            host::set_request_header("content-length", Some(&self.body.len().to_string()));
+        }
+        if self.root.routing {
+            route::publish_for_adapter(&self.facts);
+        }
+        self.body = Vec::new();
+    }
+
+    /// The whole request body is in (end of body or trailers).
+    fn on_request_complete(&mut self) -> Action {
+        self.body = host::request_body(self.request_body_size);
+        let root = Rc::clone(&self.root);
+        let mut body = std::mem::take(&mut self.body);
+        let mut changed = false;
+        let routed = route::on_request_body(
+            &root.route,
+            &mut self.facts,
+            &mut body,
+            &mut changed,
+            root.routing,
+        );
+        self.body = body;
+        self.body_changed = changed;
+        match routed {
+            Err(error) if root.routing => self.reject(&error),
+            _ => self.run_request_body(0),
+        }
+    }
+
+    fn finish_response_facts(&mut self) {
+        if let Some(observer) = &self.observer {
+            let seen = observer.observed();
+            self.response.usage = seen.usage;
+            if seen.model.is_some() {
+                self.response.model.clone_from(&seen.model);
+            }
+            self.response.complete = seen.complete && self.response_ended;
+        } else {
+            self.response.complete = self.response_ended;
+        }
+    }
+}
+
+impl Context for PipelineStream {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some((pending, id)) = self.pending.take() else {
+            return;
+        };
+        if pending != token {
+            return;
+        }
+        let status = if num_headers == 0 {
+            0 // the call failed: Envoy gives no headers
+        } else {
+            host::callout_header(":status")
+                .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
+                .unwrap_or(0)
+        };
+        let body = host::callout_body(body_size);
+        let facts = &self.facts;
+        let step = self
+            .stages
+            .get(id)
+            .map(|s| s.on_callout_response(facts, status, &body));
+        let action = match step {
+            Some(Step::Respond(reply)) => {
+                self.respond(&reply, id.answerer());
+                return;
+            }
+            _ => {
+                let next = ORDER
+                    .iter()
+                    .position(|&s| s == id)
+                    .map_or(ORDER.len(), |i| i + 1);
+                self.run_request_body(next)
+            }
+        };
+        if action == Action::Continue {
+            host::resume_request();
+        }
+    }
+}
+
+impl HttpContext for PipelineStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let root = Rc::clone(&self.root);
+        self.facts.started_ms = host::now_ms();
+        self.facts.method = host::request_header(":method")
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .unwrap_or_default();
+        self.facts.path = host::request_header(":path")
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .unwrap_or_default();
+        if !root.route.routes.is_empty() {
+            self.facts.route = host::property_text(&host_property::ROUTE_NAME);
+        }
+        if self.stages.budget.is_some() || self.stages.cache.is_some() {
+            self.facts.caller = self.read_caller();
+        }
+        let operation =
+            route::on_request_headers(&root.route, &self.facts, end_of_stream, root.routing);
+        let operation = match operation {
+            Ok(operation) => operation,
+            Err(reply) => return self.respond(&reply, Answerer::Gateway),
+        };
+        if let Some(action) = self.run_request_headers() {
+            return action;
+        }
+        if end_of_stream || operation == Operation::PassThrough {
+            return Action::Continue;
+        }
+        if !root.routing && !self.stages.any(|s| s.wants_request_body()) {
+            return Action::Continue;
+        }
+        let declared = host::request_header("content-length").and_then(|v| {
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        });
+        if let Some(size) = declared {
+            if let Err(error) = check_size(size, root.route.max_request_bytes) {
+                if root.routing {
+                    return self.reject(&error);
+                }
+                return Action::Continue; // too big to read for facts: let it pass unread
+            }
+        }
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.answered || self.pending.is_some() {
+            return Action::Pause;
+        }
+        if let Err(error) = check_size(body_size, self.root.route.max_request_bytes) {
+            return self.reject(&error);
+        }
+        self.request_body_size = body_size;
+        if !end_of_stream {
+            return Action::Pause; // buffer until the whole body is in
+        }
+        self.on_request_complete()
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.answered || self.pending.is_some() {
+            return Action::Pause;
+        }
+        self.on_request_complete()
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let status = host::response_header(":status")
+            .and_then(|s| {
+                std::str::from_utf8(&s)
+                    .ok()
+                    .and_then(|s| s.parse::<u16>().ok())
+            })
+            .unwrap_or(200);
+        let content_type = host::response_header("content-type").unwrap_or_default();
+        let kind = BodyKind::of_content_type(&content_type);
+        self.response.status = status;
+        self.response.ttfb_ms = Some(host::now_ms().saturating_sub(self.facts.started_ms));
+        self.response.provider =
+            host::response_header(header::PROVIDER).and_then(|v| String::from_utf8(v).ok());
+        self.response.model =
+            host::response_header(header::MODEL).and_then(|v| String::from_utf8(v).ok());
+        self.response_ended = end_of_stream;
+        if self.root.routing && !self.answered && status >= 400 && kind != BodyKind::Json {
+            self.rewrite_error_status = Some(status);
+            host::set_response_header("content-length", None);
+            host::set_response_header("content-type", Some("application/json"));
+        }
+        let mut add = Vec::new();
+        for id in ORDER {
+            let (facts, response) = (&self.facts, &self.response);
+            if let Some(stage) = self.stages.get(id) {
+                stage.on_response_headers(facts, response, &mut add);
+            }
+        }
+        for (name, value) in &add {
+            host::set_response_header(name, Some(value));
+        }
+        if !end_of_stream
+            && self.rewrite_error_status.is_none()
+            && self.stages.any(|s| s.wants_response_body())
+        {
+            self.observer = Some(ResponseObserver::new(kind));
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(status) = self.rewrite_error_status {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            self.response_ended = true;
+            let text = host::response_body(body_size);
+            host::replace_response_body(body_size, &route::envoy_error_as_openai(status, &text));
+            return Action::Continue;
+        }
+        let Some(observer) = self.observer.as_mut() else {
+            self.response_ended |= end_of_stream;
+            return Action::Continue;
+        };
+        let chunk = match observer.kind() {
+            BodyKind::Json if !end_of_stream => return Action::Pause, // small: read it whole
+            BodyKind::Json => {
+                let body = host::response_body(body_size);
+                observer.read_json(&body);
+                body
+            }
+            BodyKind::EventStream => {
+                let chunk = host::response_body(body_size);
+                observer.push_stream_chunk(&chunk);
+                if end_of_stream {
+                    observer.finish_stream();
+                }
+                chunk
+            }
+            BodyKind::Other => host::response_body(body_size),
+        };
+        self.response_ended |= end_of_stream;
+        self.finish_response_facts();
+        for id in ORDER {
+            let (facts, response) = (&self.facts, &self.response);
+            if let Some(stage) = self.stages.get(id) {
+                stage.on_response_body(facts, response, &chunk, end_of_stream);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.finish_response_facts();
+        for id in ORDER {
+            let (facts, response) = (&self.facts, &self.response);
+            if let Some(stage) = self.stages.get(id) {
+                stage.on_done(facts, response);
+            }
+        }
+    }
+}
