@@ -103,7 +103,7 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
         },
     );
 
-    let configs = envoy::downstream_plugin_configs(&envoy::router_config(&plan));
+    let configs = envoy::downstream_plugin_configs(&plan, &envoy::router_config(&plan));
     let workload = istio::workload(&plan.autoscalers);
     for (name, manifest) in istio::wasm_plugins(&configs, &workload, &request.output) {
         files.insert(

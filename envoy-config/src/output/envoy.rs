@@ -65,14 +65,25 @@ pub const ADAPTER_FILTER: WasmFilter = WasmFilter {
     module: "tollgate.wasm",
 };
 
-/// The plugin configuration (JSON) of each downstream filter, by root_id: the pipeline's
-/// [`DownstreamConfig`], with a section per configured stage.
-pub fn downstream_plugin_configs(router: &RouterConfig) -> BTreeMap<&'static str, String> {
-    let config = DownstreamConfig {
+/// The pipeline's configuration: routing from the plan, and a section per stage a policy asks
+/// for (each built by its own `*_section` module).
+pub fn downstream_config(plan: &Plan, router: &RouterConfig) -> DownstreamConfig {
+    DownstreamConfig {
         route: router.clone(),
-        ..DownstreamConfig::default()
-    };
-    let json = serde_json::to_string(&config).unwrap_or_else(|_| "{}".to_string());
+        cache: super::cache_section::section(plan),
+        budget: super::budget_section::section(plan),
+        metrics: super::metrics_section::section(plan),
+    }
+}
+
+/// The plugin configuration (JSON) of each downstream filter, by root_id: the pipeline's
+/// [`DownstreamConfig`].
+pub fn downstream_plugin_configs(
+    plan: &Plan,
+    router: &RouterConfig,
+) -> BTreeMap<&'static str, String> {
+    let json = serde_json::to_string(&downstream_config(plan, router))
+        .unwrap_or_else(|_| "{}".to_string());
     BTreeMap::from([(root_id::PIPELINE, json)])
 }
 
@@ -245,7 +256,7 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
     if let Some(providers) = &plan.jwt {
         http_filters.push(jwt_authn(providers));
     }
-    let configs = downstream_plugin_configs(router);
+    let configs = downstream_plugin_configs(plan, router);
     let env_keys = host_env_keys(plan);
     for filter in &DOWNSTREAM_FILTERS {
         let configuration = configs

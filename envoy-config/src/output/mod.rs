@@ -1,9 +1,12 @@
 //! Rendering the plan: the Envoy bootstrap, Istio WasmPlugins, Prometheus rules and the
 //! Kubernetes objects passed through.
 
+pub mod budget_section;
+pub mod cache_section;
 pub mod envoy;
 pub mod istio;
 pub mod kubernetes;
+pub mod metrics_section;
 pub mod pricing;
 pub mod prometheus;
 
