@@ -162,6 +162,8 @@ pub struct PipelineStream {
     rewrite_error_status: Option<u16>,
     observer: Option<ResponseObserver>,
     response_ended: bool,
+    /// What the route stage made of the request.
+    operation: Operation,
 }
 
 impl PipelineStream {
@@ -184,6 +186,7 @@ impl PipelineStream {
             rewrite_error_status: None,
             observer: None,
             response_ended: false,
+            operation: Operation::PassThrough,
         }
     }
 
@@ -281,7 +284,7 @@ impl PipelineStream {
             host::replace_request_body(self.request_body_size, &self.body);
             host::set_request_header("content-length", Some(&self.body.len().to_string()));
         }
-        if self.root.routing {
+        if self.root.routing && self.operation == Operation::Chat {
             route::publish_for_adapter(&self.facts);
         }
         self.body = Vec::new();
@@ -390,13 +393,17 @@ impl HttpContext for PipelineStream {
             Ok(operation) => operation,
             Err(reply) => return self.respond(&reply, Answerer::Gateway),
         };
+        self.operation = operation.clone();
         if let Some(action) = self.run_request_headers() {
             return action;
         }
-        if end_of_stream || operation == Operation::PassThrough {
+        if end_of_stream {
             return Action::Continue;
         }
-        if !root.routing && !self.stages.any(|s| s.wants_request_body()) {
+        // Only chat completions are routed on their body; anything else is read only when a
+        // stage asks (e.g. the MCP tool cache), and never validated.
+        let routed = root.routing && operation == Operation::Chat;
+        if !routed && !self.stages.any(|s| s.wants_request_body()) {
             return Action::Continue;
         }
         let declared = host::request_header("content-length").and_then(|v| {
