@@ -4,7 +4,7 @@ mod common;
 
 use serde_json::{json, Value};
 use tollgate_config::render::{render, RenderRequest};
-use tollgate_core::config::{AdapterConfig, DownstreamConfig, ProviderKind, RouterConfig};
+use tollgate_core::config::{AdapterConfig, DownstreamConfig, ProviderKind, RouteKind};
 
 fn envoy(request: &RenderRequest) -> Value {
     let text = &render(request).unwrap()["envoy.yaml"].text;
@@ -61,12 +61,18 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
     assert_eq!(
         names,
         [
+            "envoy.filters.http.header_mutation",
             "envoy.filters.http.jwt_authn",
             "tollgate",
             "envoy.filters.http.router"
         ]
     );
-    for filter in &filters[1..2] {
+    assert_eq!(
+        filters[0]["typed_config"]["mutations"]["request_mutations"],
+        json!([{"remove": "x-tollgate-client"}]),
+        "a client-sent client header is dropped before authentication can set it"
+    );
+    for filter in &filters[2..3] {
         let config = &filter["typed_config"]["config"];
         assert_eq!(config["vm_config"]["vm_id"], "tollgate");
         assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
@@ -78,28 +84,72 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(module(1), "build/wasm/tollgate.wasm");
-    let pipeline: DownstreamConfig = serde_json::from_str(
-        filters[1]["typed_config"]["config"]["configuration"]["value"]
+    assert_eq!(module(2), "build/wasm/tollgate.wasm");
+    let route = pipeline(&bootstrap).route;
+    let kinds: Vec<(&str, RouteKind)> = route
+        .routes
+        .iter()
+        .map(|(name, scope)| (name.as_str(), scope.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("batch-route", RouteKind::Llm),
+            ("llm-routes", RouteKind::Llm),
+            ("mcp-routes", RouteKind::Mcp),
+            ("stream-route", RouteKind::Llm),
+        ]
+    );
+    assert_eq!(
+        route.routes["stream-route"].models,
+        ["gemini-1.5-flash", "gpt-4o-mini"],
+        "the models fast-llm's providers are asked for"
+    );
+    assert!(route.routes.values().all(|s| s.operations.is_empty()));
+}
+
+/// The pipeline's configuration (root_id tollgate).
+fn pipeline(bootstrap: &Value) -> DownstreamConfig {
+    let filter = hcm(bootstrap)["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["typed_config"]["config"]["root_id"] == "tollgate")
+        .expect("the pipeline filter");
+    serde_json::from_str(
+        filter["typed_config"]["config"]["configuration"]["value"]
             .as_str()
             .unwrap(),
     )
-    .unwrap();
-    assert_eq!(pipeline.route, RouterConfig::default());
+    .unwrap()
 }
 
 #[test]
-fn jwt_authn_appears_only_when_a_policy_keys_on_jwt() {
-    let mut request = common::guide_and_companion();
-    request.inputs.retain(|f| !f.name.contains("token-budget"));
-    let bootstrap = envoy(&request);
+fn the_companions_jwt_policy_is_aimed_at_llm_routes_only_and_optional() {
+    let bootstrap = envoy(&common::guide_and_companion());
     let filters = hcm(&bootstrap)["http_filters"].as_array().unwrap();
-    assert!(filters
+    let jwt = &filters
         .iter()
-        .all(|f| f["name"] != "envoy.filters.http.jwt_authn"));
-
-    let with_budget = envoy(&common::guide_and_companion());
-    let jwt = &hcm(&with_budget)["http_filters"][0]["typed_config"];
+        .find(|f| f["name"] == "envoy.filters.http.jwt_authn")
+        .unwrap()["typed_config"];
+    assert!(jwt.get("rules").is_none(), "no rule for every path: {jwt}");
+    assert_eq!(
+        jwt["requirement_map"],
+        json!({"jwt-auth": {"requires_any": {"requirements": [{"provider_name": "tollgate-dev"}, {"allow_missing": {}}]}}}),
+        "the companion's policy says optional: true"
+    );
+    let routes = hcm(&bootstrap)["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap();
+    for route in routes {
+        let name = route["name"].as_str().unwrap();
+        let per_route = &route["typed_per_filter_config"]["envoy.filters.http.jwt_authn"];
+        if name.starts_with("llm-routes/") {
+            assert_eq!(per_route["requirement_name"], "jwt-auth", "{name}");
+        } else {
+            assert!(per_route.is_null(), "{name} is not targeted: {route}");
+        }
+    }
     assert_eq!(
         jwt["providers"]["tollgate-dev"]["payload_in_metadata"],
         "jwt_payload"
@@ -218,7 +268,7 @@ fn priority_groups_become_endpoint_priorities_with_provider_metadata() {
 }
 
 #[test]
-fn adapter_gets_each_providers_endpoint_model_and_resolved_key() {
+fn adapter_gets_each_providers_endpoint_model_and_the_name_of_its_key_variable() {
     let bootstrap = envoy(&common::guide_and_companion());
     let config = adapter(cluster(&bootstrap, "cost-optimized-llm"));
     assert_eq!(config.backend, "cost-optimized-llm");
@@ -231,7 +281,14 @@ fn adapter_gets_each_providers_endpoint_model_and_resolved_key() {
     assert_eq!(haiku.authority, "api.anthropic.com");
     assert_eq!(haiku.model.as_deref(), Some("claude-3-5-haiku-20241022"));
     assert!(haiku.override_model);
-    assert_eq!(haiku.api_key.as_deref(), Some("test-anthropic-key"));
+    assert_eq!(
+        haiku.api_key, None,
+        "keys stay out of the plugin configuration"
+    );
+    assert_eq!(
+        haiku.api_key_env.as_deref(),
+        Some("TOLLGATE_KEY_COST_OPTIMIZED_LLM_CLAUDE_HAIKU")
+    );
     assert_eq!(haiku.api_version.as_deref(), Some("2023-06-01"));
     let llama = config
         .providers
@@ -239,7 +296,7 @@ fn adapter_gets_each_providers_endpoint_model_and_resolved_key() {
         .find(|p| p.name == "local-llama")
         .unwrap();
     assert_eq!(
-        (llama.authority.as_str(), llama.api_key.as_deref()),
+        (llama.authority.as_str(), llama.api_key_env.as_deref()),
         ("ollama.ai.svc.cluster.local:11434", None)
     );
     let openai = adapter(cluster(&bootstrap, "openai"));
@@ -311,9 +368,11 @@ fn dns_settings_apply_to_every_cluster_and_stats_tags_name_the_labels() {
         .unwrap()
         .iter()
         .filter(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| !n.starts_with("service/"))
+            // DNS clusters only: not the Services', not the stats listener's STATIC admin.
+            c["type"] == "STRICT_DNS"
+                && c["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.starts_with("service/"))
         })
     {
         assert_eq!(cluster["dns_refresh_rate"], "60s", "{}", cluster["name"]);
@@ -360,8 +419,8 @@ fn local_overrides_point_providers_at_plain_http_mocks() {
     let config = adapter(multi);
     assert_eq!(config.providers[0].authority, "127.0.0.1:18001");
     assert_eq!(
-        config.providers[0].api_key.as_deref(),
-        Some("sk-test-openai")
+        config.providers[0].api_key_env.as_deref(),
+        Some("TOLLGATE_KEY_MULTI_PROVIDER_GPT_4O_MINI")
     );
 }
 
@@ -390,15 +449,15 @@ fn model_matches_fill_the_router_map_and_match_its_backend_header() {
     let mut request = common::guide_and_companion();
     request.inputs = vec![common::input("tests/fixtures/model-routing.yaml")];
     let bootstrap = envoy(&request);
-    let router: RouterConfig = serde_json::from_str(
-        hcm(&bootstrap)["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let router = pipeline(&bootstrap).route;
     assert_eq!(
         router.models,
         [("claude-3-5-haiku".to_string(), "claude".to_string())].into()
+    );
+    assert_eq!(
+        router.routes["by-model"].models,
+        ["claude-3-5-haiku", "gpt-4o-mini"],
+        "GET /v1/models lists the alias and the provider's model"
     );
     let routes = hcm(&bootstrap)["route_config"]["virtual_hosts"][0]["routes"]
         .as_array()

@@ -1,4 +1,4 @@
-//! The command line as a user runs it: files written (envoy.yaml 0600), errors on stderr with
+//! The command line as a user runs it: files written (keys only in secrets.env, 0600), errors on stderr with
 //! exit status 1, keys never printed.
 
 use std::os::unix::fs::PermissionsExt;
@@ -33,7 +33,7 @@ fn printed(output: &Output) -> String {
 }
 
 #[test]
-fn render_writes_every_output_and_keeps_envoy_yaml_private() {
+fn render_writes_every_output_and_keeps_the_keys_in_a_private_secrets_env() {
     let out = tempfile::tempdir().unwrap();
     let output = tollgate_config(&[
         "render",
@@ -51,17 +51,26 @@ fn render_writes_every_output_and_keeps_envoy_yaml_private() {
     ] {
         assert!(out.path().join(file).is_file(), "{file} missing");
     }
-    let mode = std::fs::metadata(out.path().join("envoy.yaml"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600);
+    let mode = |file: &str| {
+        std::fs::metadata(out.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("secrets.env"), 0o600);
+    assert_eq!(mode("envoy.yaml"), 0o644);
     let envoy = std::fs::read_to_string(out.path().join("envoy.yaml")).unwrap();
     assert!(envoy.contains("/opt/tollgate/wasm/tollgate.wasm"));
     assert!(
-        envoy.contains("sk-test-openai"),
-        "the adapter needs the resolved key"
+        SECRETS.iter().all(|s| !envoy.contains(s)),
+        "a key in envoy.yaml"
+    );
+    let env = std::fs::read_to_string(out.path().join("secrets.env")).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == "TOLLGATE_KEY_MULTI_PROVIDER_GPT_4O_MINI=sk-test-openai"),
+        "the adapter's key variable"
     );
     let text = printed(&output);
     assert!(SECRETS.iter().all(|s| !text.contains(s)), "{text}");

@@ -207,9 +207,20 @@ pub fn bootstrap(plan: &Plan, options: &OutputOptions) -> Value {
         },
         "stats_config": stats_config(),
     });
-    if let Some(bytes) = plan.memory_limit_bytes {
-        bootstrap["overload_manager"] = overload_manager(bytes);
+    let mut overload = plan
+        .memory_limit_bytes
+        .map(overload_manager)
+        .unwrap_or_else(|| json!({"resource_monitors": []}));
+    if let Some(monitors) = overload["resource_monitors"].as_array_mut() {
+        monitors.push(json!({
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": limits::MAX_DOWNSTREAM_CONNECTIONS,
+            },
+        }));
     }
+    bootstrap["overload_manager"] = overload;
     bootstrap
 }
 
@@ -306,6 +317,9 @@ pub mod limits {
     pub const INITIAL_STREAM_WINDOW_SIZE: u32 = 65_536;
     /// See [`INITIAL_STREAM_WINDOW_SIZE`].
     pub const INITIAL_CONNECTION_WINDOW_SIZE: u32 = 1_048_576;
+    /// Client connections open at once, all listeners together (Envoy's global connection
+    /// limit; past it new connections are closed at accept).
+    pub const MAX_DOWNSTREAM_CONNECTIONS: u64 = 20_000;
     /// The `server` header of every answer (the provider's is replaced).
     pub const SERVER_NAME: &str = "tollgate";
 }
