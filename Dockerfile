@@ -2,7 +2,10 @@
 #   docker build -t tollgate .
 #   docker compose up          (gateway + mock providers + Prometheus; see docker-compose.yml)
 # The image renders envoy.yaml at start from the YAML in /etc/tollgate/config (mount your own) and
-# the Secrets mounted under /var/run/secrets/tollgate/<secret-name>/<key>.
+# the Secrets mounted under /var/run/secrets/tollgate/<secret-name>/<key> (or TOLLGATE_SECRET_*
+# variables); the provider keys reach Envoy only through its environment (scripts/docker-entrypoint).
+# Ports: 10000 the gateway, 9902 the stats listener (/stats/prometheus, /ready). Envoy admin
+# (config_dump, quitquitquit) listens on the container's loopback only and is not exposed.
 FROM rust:1-bookworm AS build
 RUN rustup target add wasm32-unknown-unknown \
  && apt-get update && apt-get install -y --no-install-recommends binaryen && rm -rf /var/lib/apt/lists/*
@@ -20,5 +23,5 @@ COPY envoy-config/guide/ /etc/tollgate/config/
 COPY envoy-config/examples/companion.yaml /etc/tollgate/config/
 COPY scripts/docker-entrypoint /usr/local/bin/tollgate-entrypoint
 USER tollgate
-EXPOSE 10000 9901
+EXPOSE 10000 9902
 ENTRYPOINT ["/usr/local/bin/tollgate-entrypoint"]
