@@ -114,15 +114,8 @@ fn explain_prints_fields_but_no_keys() {
 
 #[test]
 fn validate_runs_envoy_on_the_rendered_configuration() {
-    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/wasm");
-    if !wasm.join("tollgate.wasm").is_file() {
-        let status = Command::new(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-wasm"),
-        )
-        .status()
-        .unwrap();
-        assert!(status.success());
-    }
+    let module = tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}"));
+    let wasm = module.parent().unwrap().to_path_buf();
     let output = tollgate_config(&["validate", "--wasm-dir", wasm.to_str().unwrap()]);
     let text = printed(&output);
     assert!(output.status.success(), "{text}");

@@ -16,17 +16,14 @@ fn workspace() -> PathBuf {
         .unwrap()
 }
 
-/// The wasm folder, built with scripts/build-wasm when a module is missing.
+/// The wasm folder, rebuilt with scripts/build-wasm when the module is missing or stale.
 fn wasm_dir() -> String {
-    let dir = workspace().join("build/wasm");
-    let modules = ["tollgate.wasm"];
-    if modules.iter().any(|m| !dir.join(m).is_file()) {
-        let status = std::process::Command::new(workspace().join("scripts/build-wasm"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/build-wasm failed");
-    }
-    dir.display().to_string()
+    let module = tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}"));
+    module
+        .parent()
+        .unwrap_or(&workspace())
+        .display()
+        .to_string()
 }
 
 fn envoy_validates(mut request: RenderRequest) {

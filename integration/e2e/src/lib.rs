@@ -35,6 +35,14 @@ pub enum EnvoyError {
     /// A `.wasm` filter has not been built.
     #[error("{0} not found: run scripts/build-wasm first")]
     WasmMissing(PathBuf),
+    /// A `.wasm` filter is older than its sources and rebuilding it failed.
+    #[error("{path} is older than its sources and scripts/build-wasm failed:\n{output}")]
+    WasmStale {
+        /// The module.
+        path: PathBuf,
+        /// What the build printed.
+        output: String,
+    },
     /// `envoy --mode validate` rejected the config.
     #[error("envoy rejected the config ({path}):\n{output}")]
     Invalid {
@@ -82,14 +90,64 @@ pub fn wasm_dir() -> PathBuf {
     workspace_root().join("build/wasm")
 }
 
-/// Path of a built filter, e.g. `wasm_path("tollgate")`.
+/// Path of a built filter, e.g. `wasm_path("tollgate")`, rebuilt first (scripts/build-wasm)
+/// when it is missing or older than any source it is built from: a test never runs a stale
+/// module.
 pub fn wasm_path(name: &str) -> Result<PathBuf, EnvoyError> {
     let path = wasm_dir().join(format!("{name}.wasm"));
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(EnvoyError::WasmMissing(path))
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let sources = newest_source(&workspace_root().join("filters")).max(newest_source(
+        &workspace_root().join("integration/fixture-filter"),
+    ));
+    let fresh = matches!((built, sources), (Some(b), Some(s)) if b >= s);
+    if fresh {
+        return Ok(path);
     }
+    // Rebuild under a lock: test binaries run in parallel.
+    let root = workspace_root();
+    let _ = std::fs::create_dir_all(root.join("build"));
+    let output = std::process::Command::new("flock")
+        .arg(root.join("build/.build-wasm.lock"))
+        .arg(root.join("scripts/build-wasm"))
+        .output();
+    match output {
+        Ok(out) if out.status.success() && path.exists() => Ok(path),
+        Ok(out) if path.exists() || built.is_some() => Err(EnvoyError::WasmStale {
+            path,
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }),
+        Ok(_) => Err(EnvoyError::WasmMissing(path)),
+        Err(e) => Err(EnvoyError::Io(e)),
+    }
+}
+
+/// The newest modification time of the Rust sources and manifests under `dir`.
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && name != "fuzz" && name != "tests" && name != "benches" {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") || name == "Cargo.toml" {
+                if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                    newest = newest.max(Some(modified));
+                }
+            }
+        }
+    }
+    newest
 }
 
 /// A loopback port that was free a moment ago (the OS picks it; races are rare enough for tests).

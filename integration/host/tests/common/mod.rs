@@ -14,20 +14,9 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The fixture filter's release .wasm: `build/wasm/` (scripts/build-wasm) or the cargo output,
-/// whichever is newer.
+/// The fixture filter's .wasm (`build/wasm/`), rebuilt first when older than its sources.
 pub fn fixture_wasm() -> PathBuf {
-    let root = workspace_root();
-    let candidates = [
-        root.join("build/wasm/tollgate_fixture_filter.wasm"),
-        root.join("target/wasm32-unknown-unknown/wasm-release/tollgate_fixture_filter.wasm"),
-    ];
-    candidates
-        .iter()
-        .filter_map(|p| Some((std::fs::metadata(p).ok()?.modified().ok()?, p.clone())))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("fixture .wasm missing: run scripts/build-wasm"))
+    tollgate_e2e::wasm_path("tollgate_fixture_filter").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A host builder with the fixture filter as the only plugin.
