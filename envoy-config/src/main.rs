@@ -33,6 +33,8 @@ const USAGE: &str = "usage: tollgate-config <render|validate|explain> -f FILE [-
       --ca-file FILE         CA bundle for upstream TLS (default /etc/ssl/certs/ca-certificates.crt)
       --pricing FILE         pricing table (default: the guide's model matrix)
       --istio-wasm-url URL   prefix of module URLs in WasmPlugins
+      --filters FORM         combined (default: one pipeline filter) or separate (one filter per
+                             capability: router, cache, budget, metrics), in envoy.yaml and istio/
   validate runs `envoy --mode validate` too when $TOLLGATE_ENVOY, .tools/bin/envoy or envoy on PATH exists,
   and `promtool check rules` when promtool is on PATH.";
 
@@ -155,6 +157,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             }
             "--ca-file" => output.ca_file = value()?,
             "--istio-wasm-url" => output.istio_wasm_url = value()?,
+            "--filters" => output.filters = value()?.parse()?,
             "--pricing" => {
                 let path = value()?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;

@@ -58,6 +58,48 @@ pub const DOWNSTREAM_FILTERS: [WasmFilter; 1] = [WasmFilter {
     module: "tollgate.wasm",
 }];
 
+/// The separate form's downstream filters ([`super::FilterForm::Separate`]), in chain order:
+/// one capability each, all from the same module (so one VM, sharing its data).
+pub const CAPABILITY_FILTERS: [WasmFilter; 4] = [
+    WasmFilter {
+        name: "tollgate-router",
+        root_id: root_id::ROUTER,
+        module: "tollgate.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-cache",
+        root_id: root_id::CACHE,
+        module: "tollgate.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-budget",
+        root_id: root_id::BUDGET,
+        module: "tollgate.wasm",
+    },
+    WasmFilter {
+        name: "tollgate-metrics",
+        root_id: root_id::METRICS,
+        module: "tollgate.wasm",
+    },
+];
+
+/// The downstream filters the output form asks for, in chain order, with their plugin
+/// configurations: the pipeline alone (combined), or the router plus each capability whose
+/// section is configured (separate). `configs` is [`downstream_plugin_configs`].
+pub fn downstream_filters<'a>(
+    configs: &'a BTreeMap<&'static str, String>,
+    options: &OutputOptions,
+) -> Vec<(WasmFilter, &'a str)> {
+    let filters: &[WasmFilter] = match options.filters {
+        super::FilterForm::Combined => &DOWNSTREAM_FILTERS,
+        super::FilterForm::Separate => &CAPABILITY_FILTERS,
+    };
+    filters
+        .iter()
+        .filter_map(|f| configs.get(f.root_id).map(|c| (*f, c.as_str())))
+        .collect()
+}
+
 /// The upstream adapter: a second root context in the same module.
 pub const ADAPTER_FILTER: WasmFilter = WasmFilter {
     name: "tollgate-adapter",
@@ -77,14 +119,26 @@ pub fn downstream_config(plan: &Plan, router: &RouterConfig) -> DownstreamConfig
 }
 
 /// The plugin configuration (JSON) of each downstream filter, by root_id: the pipeline's
-/// [`DownstreamConfig`].
+/// [`DownstreamConfig`]; for the separate form also the router's [`RouterConfig`] and the same
+/// document for each capability whose section is configured (absent: that filter is not emitted).
 pub fn downstream_plugin_configs(
     plan: &Plan,
     router: &RouterConfig,
 ) -> BTreeMap<&'static str, String> {
-    let json = serde_json::to_string(&downstream_config(plan, router))
-        .unwrap_or_else(|_| "{}".to_string());
-    BTreeMap::from([(root_id::PIPELINE, json)])
+    let config = downstream_config(plan, router);
+    let json = serde_json::to_string(&config).unwrap_or_else(|_| "{}".to_string());
+    let route = serde_json::to_string(&config.route).unwrap_or_else(|_| "{}".to_string());
+    let mut configs = BTreeMap::from([(root_id::PIPELINE, json.clone()), (root_id::ROUTER, route)]);
+    for (root, configured) in [
+        (root_id::CACHE, config.cache.is_some()),
+        (root_id::BUDGET, config.budget.is_some()),
+        (root_id::METRICS, config.metrics.is_some()),
+    ] {
+        if configured {
+            configs.insert(root, json.clone());
+        }
+    }
+    configs
 }
 
 /// The router configuration the plan implies: the model -> Backend map of the HTTPRoutes'
@@ -269,12 +323,8 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
     }
     let configs = downstream_plugin_configs(plan, router);
     let env_keys = host_env_keys(plan);
-    for filter in &DOWNSTREAM_FILTERS {
-        let configuration = configs
-            .get(filter.root_id)
-            .map(String::as_str)
-            .unwrap_or("{}");
-        http_filters.push(wasm_filter(filter, configuration, &env_keys, options));
+    for (filter, configuration) in downstream_filters(&configs, options) {
+        http_filters.push(wasm_filter(&filter, configuration, &env_keys, options));
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",

@@ -12,7 +12,7 @@
 //! exposes it), a shared `vm_id`, and the upstream adapter (upstream HTTP filters are not a
 //! WasmPlugin target).
 
-use super::envoy::DOWNSTREAM_FILTERS;
+use super::envoy::downstream_filters;
 use super::OutputOptions;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -56,24 +56,21 @@ pub fn workload(autoscalers: &[serde_norway::Value]) -> Workload {
     }
 }
 
-/// One manifest per downstream filter, by file name.
+/// One manifest per downstream filter of the output form (combined or separate), by file name.
 pub fn wasm_plugins(
     configs: &BTreeMap<&'static str, String>,
     workload: &Workload,
     options: &OutputOptions,
 ) -> BTreeMap<String, Value> {
     let mut manifests = BTreeMap::new();
-    for filter in &DOWNSTREAM_FILTERS {
+    for (filter, config) in downstream_filters(configs, options) {
         let Some((_, phase, priority)) = PLACEMENT
             .iter()
             .find(|(root, _, _)| *root == filter.root_id)
         else {
             continue;
         };
-        let config: Value = configs
-            .get(filter.root_id)
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_else(|| json!({}));
+        let config: Value = serde_json::from_str(config).unwrap_or_else(|_| json!({}));
         manifests.insert(
             format!("wasmplugin-{}.yaml", filter.name),
             json!({

@@ -38,6 +38,34 @@ pub struct OutputOptions {
     pub ca_file: String,
     /// URL prefix of the .wasm files in Istio WasmPlugins (`oci://...` or `file:///...`).
     pub istio_wasm_url: String,
+    /// One pipeline filter (the default) or one filter per capability.
+    pub filters: FilterForm,
+}
+
+/// How the downstream capabilities are loaded into Envoy (and Istio).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FilterForm {
+    /// One wasm filter, `root_id: tollgate`, running every configured stage: one VM crossing
+    /// per phase for the whole chain.
+    #[default]
+    Combined,
+    /// One wasm filter per configured capability (`router`, `cache`, `budget`, `metrics`, in
+    /// that order), for users who place or drop capabilities one by one.
+    Separate,
+}
+
+impl std::str::FromStr for FilterForm {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "combined" => Ok(Self::Combined),
+            "separate" => Ok(Self::Separate),
+            other => Err(format!(
+                "--filters wants combined or separate, got {other:?}"
+            )),
+        }
+    }
 }
 
 impl Default for OutputOptions {
@@ -53,6 +81,7 @@ impl Default for OutputOptions {
             xff_num_trusted_hops: 0,
             ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
             istio_wasm_url: "file:///var/local/lib/tollgate/wasm/".to_string(),
+            filters: FilterForm::Combined,
         }
     }
 }
