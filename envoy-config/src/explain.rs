@@ -3,8 +3,44 @@
 
 use crate::fields;
 use crate::input::SourceDocument;
+use crate::output::OutputOptions;
+use crate::plan::Plan;
 use crate::secrets::SecretStore;
 use serde_norway::Value;
+
+/// What the operator should know before exposing the gateway: each HTTPRoute that spends
+/// provider keys the gateway holds without requiring client authentication, on a listener
+/// reachable beyond loopback. `render` prints these on stderr; `explain` lists them first.
+pub fn warnings(plan: &Plan, options: &OutputOptions) -> Vec<String> {
+    if is_loopback(&options.listen_address) {
+        return Vec::new();
+    }
+    plan.routes
+        .iter()
+        .filter(|route| route.holds_provider_keys)
+        .filter(|route| {
+            !plan
+                .route_policies
+                .get(&route.name)
+                .is_some_and(|p| p.requires_client_auth(plan))
+        })
+        .map(|route| {
+            format!(
+                "warning: HTTPRoute {:?} sends the gateway's provider keys, requires no client authentication (a TrafficPolicy with jwt, not optional, or apiKeyAuth) and listens on {}:{}: anyone who reaches the listener spends those keys",
+                route.name, options.listen_address, options.listen_port
+            )
+        })
+        .collect()
+}
+
+/// True for addresses only this machine reaches.
+fn is_loopback(address: &str) -> bool {
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    address == "localhost"
+        || address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// One explained field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +65,9 @@ pub fn explain(documents: &[SourceDocument], secrets: &SecretStore) -> Vec<Expla
             let pattern = strip_indices(&path);
             let value = if pattern.ends_with("authToken.inline") {
                 "<withheld>".to_string()
-            } else if pattern.ends_with("authToken.secretRef.name") {
+            } else if pattern.ends_with("authToken.secretRef.name")
+                || pattern.ends_with("apiKeyAuth.clients[].secretRef.name")
+            {
                 let origin =
                     match secrets.resolve(&value, secret_key(&document.value, &path).as_deref()) {
                         Ok((_, origin)) => format!("found in {origin}"),
@@ -130,6 +168,16 @@ fn secret_key(document: &Value, name_path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_addresses_count_as_loopback() {
+        for address in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback(address), "{address}");
+        }
+        for address in ["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "gateway.local"] {
+            assert!(!is_loopback(address), "{address}");
+        }
+    }
 
     #[test]
     fn indices_are_stripped_for_table_lookup() {

@@ -61,6 +61,7 @@ fn run(args: &[String]) -> Result<(), String> {
         "render" => {
             let out = command.out.ok_or("render needs -o DIR")?;
             let files = render::render(&command.request).map_err(|e| e.to_string())?;
+            print_warnings(&command.request)?;
             for (name, file) in &files {
                 write_file(&out.join(name), &file.text, file.secret)?;
             }
@@ -94,7 +95,10 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         "explain" => {
-            let (_, documents, _) = render::plan(&command.request).map_err(|e| e.to_string())?;
+            let (_, documents, plan) = render::plan(&command.request).map_err(|e| e.to_string())?;
+            for warning in explain::warnings(&plan, &command.request.output) {
+                println!("{warning}");
+            }
             print!(
                 "{}",
                 explain::format(&explain::explain(&documents, &command.request.plan.secrets))
@@ -103,6 +107,15 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
     }
+}
+
+/// The generator's warnings (e.g. provider keys with no client authentication), on stderr.
+fn print_warnings(request: &RenderRequest) -> Result<(), String> {
+    let (_, _, plan) = render::plan(request).map_err(|e| e.to_string())?;
+    for warning in explain::warnings(&plan, &request.output) {
+        eprintln!("{warning}");
+    }
+    Ok(())
 }
 
 fn parse_args(args: &[String]) -> Result<Command, String> {

@@ -90,7 +90,8 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
         "envoy.yaml".to_string(),
         OutputFile {
             text: to_yaml(&bootstrap),
-            secret: false,
+            // Static client API keys (api_key_auth has no other source) make it secret.
+            secret: envoy::holds_client_keys(&plan),
         },
     );
     // The only file holding keys; always written (empty without keys) so launchers can load it

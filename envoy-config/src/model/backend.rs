@@ -35,6 +35,11 @@ pub enum BackendType {
 pub struct AiBackend {
     /// Groups tried in order: group 0 first, the next only when the previous fails.
     pub priority_groups: Vec<PriorityGroup>,
+    /// OpenAI-format operations served besides chat completions and the model list, as path
+    /// suffixes (`/embeddings`): POSTed requests ending so are forwarded untranslated. Only
+    /// for Backends whose providers are all OpenAI-kind; anything else the gateway refuses.
+    #[serde(default)]
+    pub allowed_operations: Vec<String>,
 }
 
 /// `spec.ai.priorityGroups[]`.
@@ -129,6 +134,21 @@ pub struct SecretRef {
 pub struct StaticBackend {
     /// The hosts, balanced equally.
     pub hosts: Vec<StaticHost>,
+    /// What the hosts speak: `MCP` (Streamable HTTP) or `HTTP` (default). Either way the
+    /// gateway passes requests through untouched; `MCP` marks the route as an MCP route.
+    #[serde(default)]
+    pub protocol: Option<StaticProtocol>,
+}
+
+/// `spec.static.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum StaticProtocol {
+    /// Model Context Protocol over Streamable HTTP.
+    #[serde(alias = "mcp")]
+    MCP,
+    /// Any HTTP service.
+    #[serde(alias = "http")]
+    HTTP,
 }
 
 /// `spec.static.hosts[]`.

@@ -24,9 +24,12 @@ pub struct TrafficPolicySpec {
     /// Load balancing and health checks (Backend targets).
     #[serde(default)]
     pub load_balancer: Option<LoadBalancer>,
-    /// JWT providers whose verified claims `jwt.*` values read.
+    /// JWT authentication of the targeted HTTPRoutes (and the claims `jwt.*` values read).
     #[serde(default)]
     pub jwt: Option<Jwt>,
+    /// Static client API keys for the targeted HTTPRoutes (Envoy's `api_key_auth`).
+    #[serde(default)]
+    pub api_key_auth: Option<ApiKeyAuth>,
 }
 
 /// `spec.rateLimit`.
@@ -255,12 +258,38 @@ pub struct HttpHealthCheck {
     pub host: Option<String>,
 }
 
-/// `spec.jwt`: who issues the tokens whose claims budgets key on.
+/// `spec.jwt`: who issues the tokens the targeted HTTPRoutes require (and budgets key on).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Jwt {
     /// Accepted issuers.
     pub providers: Vec<JwtProvider>,
+    /// `true`: a request without a token passes (anonymous); a bad token is still refused.
+    /// Default `false`: no valid token, 401.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `spec.apiKeyAuth`: clients known by a static API key each, read from Secrets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    /// The clients; the name is forwarded in `x-tollgate-client` for budgets to key on.
+    pub clients: Vec<ApiKeyClient>,
+    /// Request header carrying the key; default `Authorization` (as `Bearer <key>`, what the
+    /// OpenAI SDKs send).
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+/// `spec.apiKeyAuth.clients[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKeyClient {
+    /// Client name: letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// The Secret holding this client's key.
+    pub secret_ref: crate::model::backend::SecretRef,
 }
 
 /// `spec.jwt.providers[]`.

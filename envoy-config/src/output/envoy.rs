@@ -142,10 +142,16 @@ pub fn downstream_plugin_configs(
 }
 
 /// The router configuration the plan implies: the model -> Backend map of the HTTPRoutes'
-/// `x-tollgate-model` matches (empty: the routes alone pick the backend).
+/// `x-tollgate-model` matches (empty: the routes alone pick the backend), and what each
+/// HTTPRoute serves (kind, models, opted-in operations).
 pub fn router_config(plan: &Plan) -> RouterConfig {
     RouterConfig {
         models: plan.router_models.clone(),
+        routes: plan
+            .routes
+            .iter()
+            .map(|route| (route.name.clone(), route.scope.clone()))
+            .collect(),
         ..RouterConfig::default()
     }
 }
@@ -318,9 +324,7 @@ pub fn wasm_filter(
 
 fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Value {
     let mut http_filters = Vec::new();
-    if let Some(providers) = &plan.jwt {
-        http_filters.push(jwt_authn(providers));
-    }
+    http_filters.extend(client_auth_filters(plan));
     let configs = downstream_plugin_configs(plan, router);
     let env_keys = host_env_keys(plan);
     for (filter, configuration) in downstream_filters(&configs, options) {
@@ -333,6 +337,9 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
     let mut hcm = hardened_hcm("tollgate", options);
     hcm["stream_idle_timeout"] = json!(stream_idle_timeout(plan).to_envoy());
     hcm["route_config"] = route_config(plan, router);
+    if plan.jwt.is_some() || plan.route_policies.values().any(|p| p.api_keys.is_some()) {
+        hcm["local_reply_config"] = auth_local_replies();
+    }
     hcm["http_filters"] = json!(http_filters);
     json!({
         "name": "tollgate",
@@ -477,7 +484,55 @@ fn admin_cluster(options: &OutputOptions) -> Value {
     })
 }
 
-fn jwt_authn(providers: &[crate::model::traffic_policy::JwtProvider]) -> Value {
+/// Filter names the routes' `typed_per_filter_config` refer to.
+pub mod auth_filter {
+    /// Envoy's JWT filter.
+    pub const JWT: &str = "envoy.filters.http.jwt_authn";
+    /// Envoy's static API key filter.
+    pub const API_KEY: &str = "envoy.filters.http.api_key_auth";
+    /// Removes the client-sent client header before authentication sets it.
+    pub const STRIP_CLIENT: &str = "envoy.filters.http.header_mutation";
+}
+
+/// The client authentication filters, before the pipeline: strip a client-sent
+/// `x-tollgate-client`, then JWT and API keys, each acting only on the routes whose
+/// `typed_per_filter_config` names it (the HTTPRoutes the policies target).
+fn client_auth_filters(plan: &Plan) -> Vec<Value> {
+    let api_keys = plan.route_policies.values().any(|p| p.api_keys.is_some());
+    let mut filters = vec![json!({
+        "name": auth_filter::STRIP_CLIENT,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {"request_mutations": [{"remove": CLIENT_HEADER}]},
+        },
+    })];
+    if let Some(providers) = &plan.jwt {
+        filters.push(jwt_authn(plan, providers));
+    }
+    if api_keys {
+        // Disabled by default: only a route's ApiKeyAuthPerRoute enables it.
+        filters.push(json!({
+            "name": auth_filter::API_KEY,
+            "disabled": true,
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"},
+        }));
+    }
+    filters
+}
+
+/// True when envoy.yaml holds static client API keys (Envoy's api_key_auth takes them
+/// inline only; its admin `/config_dump` redacts them).
+pub fn holds_client_keys(plan: &Plan) -> bool {
+    plan.route_policies.values().any(|p| p.api_keys.is_some())
+}
+
+/// The client header (budgets key on it), set from the JWT's `sub` or the API key's client.
+const CLIENT_HEADER: &str = tollgate_core::names::header::CLIENT;
+
+/// jwt_authn with one requirement per JWT TrafficPolicy and no rules: a route is verified
+/// only when its `typed_per_filter_config` names its requirement, so other routes (an OpenAI
+/// SDK sending `Authorization: Bearer <its own key>`) are untouched.
+fn jwt_authn(plan: &Plan, providers: &[crate::model::traffic_policy::JwtProvider]) -> Value {
     let mut by_name = serde_json::Map::new();
     for provider in providers {
         let mut config = json!({
@@ -485,26 +540,95 @@ fn jwt_authn(providers: &[crate::model::traffic_policy::JwtProvider]) -> Value {
             "local_jwks": {"inline_string": provider.jwks.local.inline},
             "payload_in_metadata": JWT_PAYLOAD_METADATA_KEY,
             "forward": true,
+            "claim_to_headers": [{"header_name": CLIENT_HEADER, "claim_name": "sub"}],
         });
         if !provider.audiences.is_empty() {
             config["audiences"] = json!(provider.audiences);
         }
         by_name.insert(provider.name.clone(), config);
     }
-    let mut requirements: Vec<Value> = providers
+    let requirements: serde_json::Map<String, Value> = plan
+        .jwt_requirements
         .iter()
-        .map(|p| json!({"provider_name": p.name}))
+        .map(|(name, requirement)| {
+            let mut any: Vec<Value> = requirement
+                .providers
+                .iter()
+                .map(|p| json!({"provider_name": p}))
+                .collect();
+            if requirement.optional {
+                // A request without a token passes (anonymous); a bad token is refused.
+                any.push(json!({"allow_missing": {}}));
+            }
+            let requirement = match any.as_slice() {
+                [one] => one.clone(),
+                _ => json!({"requires_any": {"requirements": any}}),
+            };
+            (name.clone(), requirement)
+        })
         .collect();
-    // A request without a token passes (keyed as anonymous); a bad token is rejected.
-    requirements.push(json!({"allow_missing": {}}));
     json!({
-        "name": "envoy.filters.http.jwt_authn",
+        "name": auth_filter::JWT,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
             "providers": by_name,
-            "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": requirements}}}],
+            "requirement_map": requirements,
         },
     })
+}
+
+/// The per-route configuration of the authentication filters for one HTTPRoute's routes.
+fn route_auth(plan: &Plan, route: &RoutePlan) -> Option<Value> {
+    let policies = plan.route_policies.get(&route.name)?;
+    let mut config = serde_json::Map::new();
+    if let Some(requirement) = &policies.jwt {
+        config.insert(
+            auth_filter::JWT.to_string(),
+            json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+                "requirement_name": requirement,
+            }),
+        );
+    }
+    if let Some(keys) = &policies.api_keys {
+        let credentials: Vec<Value> = keys
+            .clients
+            .iter()
+            .map(|(client, key)| json!({"key": key.expose(), "client": client}))
+            .collect();
+        config.insert(
+            auth_filter::API_KEY.to_string(),
+            json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute",
+                "credentials": credentials,
+                // `authorization` takes `Bearer <key>` as the OpenAI SDKs send it.
+                "key_sources": [{"header": keys.header}],
+                // The key stops here; the client's name goes on for budgets.
+                "forwarding": {"header": CLIENT_HEADER, "hide_credentials": true},
+            }),
+        );
+    }
+    (!config.is_empty()).then_some(Value::Object(config))
+}
+
+/// The authentication filters' 401 and 403 (plain text from Envoy) as OpenAI-format errors:
+/// they answer before the pipeline, whose response path never sees them.
+fn auth_local_replies() -> Value {
+    let mapper = |status: u16, kind: &str, code: &str| {
+        json!({
+            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "tollgate.local_reply.unused"}}}},
+            "body_format_override": {"json_format": {"error": {
+                "message": "%LOCAL_REPLY_BODY%",
+                "type": kind,
+                "param": null,
+                "code": code,
+            }}},
+        })
+    };
+    json!({"mappers": [
+        mapper(401, "authentication_error", "invalid_api_key"),
+        mapper(403, "permission_error", "permission_denied"),
+    ]})
 }
 
 /// Envoy buffers at most this much of a request body; twice the router's cap, so an oversized
@@ -521,7 +645,11 @@ fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
     // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
     let mut hosts: BTreeMap<Vec<String>, Vec<SortableRoute>> = BTreeMap::new();
     for (route_index, route) in plan.routes.iter().enumerate() {
-        for (class, length, headers, entry) in route_entries(route, router) {
+        let auth = route_auth(plan, route);
+        for (class, length, headers, mut entry) in route_entries(route, router) {
+            if let Some(auth) = &auth {
+                entry["typed_per_filter_config"] = auth.clone();
+            }
             hosts.entry(route.hostnames.clone()).or_default().push((
                 class,
                 length,

@@ -16,9 +16,9 @@ use crate::model::traffic_policy::{
     Caching, HealthCheck, JwtProvider, LbPolicy, SemanticCache, TokenBucket,
 };
 use crate::model::TargetRef;
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretStore, SecretValue};
 use std::collections::{BTreeMap, BTreeSet};
-use tollgate_core::config::{ProviderEndpoint, ProviderKind};
+use tollgate_core::config::{ProviderEndpoint, ProviderKind, RouteKind, RouteScope};
 
 mod backends;
 mod durations;
@@ -34,7 +34,7 @@ pub use gateway::dns_host_names;
 use policies::{apply_backend_config_policies, apply_traffic_policies};
 use references::check_references;
 pub use routes::BACKEND_HEADER_PLACEHOLDER;
-use routes::{model_routes, route_plan};
+use routes::{check_allowed_operations, model_routes, route_plan};
 
 /// Route timeout when a rule sets none: the guide's timeout table recommends 300 s for streaming
 /// chat, its longest row; any chat request may stream, and Envoy picks the route before it knows.
@@ -70,8 +70,11 @@ pub struct Plan {
     pub services: BTreeMap<String, ServicePlan>,
     /// DNS settings for every DNS cluster.
     pub dns: DnsPlan,
-    /// JWT providers; `Some` when a policy keys on `jwt.*`.
+    /// JWT providers; `Some` when a policy authenticates a route with JWTs or keys on `jwt.*`.
     pub jwt: Option<Vec<JwtProvider>>,
+    /// jwt_authn `requirement_map`: one requirement per JWT TrafficPolicy, by policy name;
+    /// the routes a policy targets name it (RoutePolicies.jwt).
+    pub jwt_requirements: BTreeMap<String, JwtRequirement>,
     /// Policies on each HTTPRoute (for the cache and budget filter configurations).
     pub route_policies: BTreeMap<String, RoutePolicies>,
     /// Memory limit of the proxy container, bytes (drives the overload manager).
@@ -179,11 +182,35 @@ pub struct DnsPlan {
     pub cache_max_size: Option<u32>,
 }
 
+/// What a JWT TrafficPolicy requires on the routes it targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtRequirement {
+    /// Any one of these providers may have signed the token.
+    pub providers: Vec<String>,
+    /// A request without a token passes too (`allow_missing`).
+    pub optional: bool,
+}
+
+/// Static client API keys on a route (`api_key_auth` per-route configuration).
+#[derive(Debug, Clone)]
+pub struct ApiKeysPlan {
+    /// The TrafficPolicy that set them.
+    pub policy: String,
+    /// Header the key is read from (lower case).
+    pub header: String,
+    /// (client name, key).
+    pub clients: Vec<(String, SecretValue)>,
+}
+
 /// One HTTPRoute.
 #[derive(Debug, Clone)]
 pub struct RoutePlan {
     /// HTTPRoute name (Envoy route names are `<name>/<rule>/<match>`).
     pub name: String,
+    /// Kind, models and opted-in operations (RouterConfig.routes).
+    pub scope: RouteScope,
+    /// True when a Backend of the route sends a provider key the gateway holds.
+    pub holds_provider_keys: bool,
     /// Virtual host domains; `*` when the route names none.
     pub hostnames: Vec<String>,
     /// Rules.
@@ -229,6 +256,22 @@ pub struct RoutePolicies {
     pub caching: Option<Caching>,
     /// Semantic cache.
     pub semantic_cache: Option<SemanticCache>,
+    /// Name of the jwt_authn requirement (the JWT TrafficPolicy) the route requires.
+    pub jwt: Option<String>,
+    /// Static client API keys.
+    pub api_keys: Option<ApiKeysPlan>,
+}
+
+impl RoutePolicies {
+    /// True when a client must authenticate (a required JWT or an API key).
+    pub fn requires_client_auth(&self, plan: &Plan) -> bool {
+        let jwt_required = self
+            .jwt
+            .as_ref()
+            .and_then(|name| plan.jwt_requirements.get(name))
+            .is_some_and(|r| !r.optional);
+        jwt_required || self.api_keys.is_some()
+    }
 }
 
 /// Builds the plan; reference errors are reported before anything else, all at once.
@@ -267,12 +310,14 @@ pub fn build(catalog: &Catalog, options: &PlanOptions) -> Result<Plan, ConfigErr
         &mut plan,
         health_check_path.as_deref(),
         &mut overrides,
+        &options.secrets,
         &mut errors,
     );
+    check_allowed_operations(catalog, &mut errors);
     plan.routes = catalog
         .http_routes
         .iter()
-        .map(|route| route_plan(route, &plan.backends))
+        .map(|route| route_plan(route, catalog, &plan.backends, &mut errors))
         .collect();
     plan.router_models = model_routes(catalog, &mut errors);
     apply_gateway_parameters(catalog, &mut plan, &mut errors);

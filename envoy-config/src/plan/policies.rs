@@ -1,5 +1,6 @@
 //! Policies merged onto their targets: BackendConfigPolicies onto clusters, TrafficPolicies
-//! onto Backends (load balancing) and HTTPRoutes (budgets, caching), JWT providers.
+//! onto Backends (load balancing) and HTTPRoutes (budgets, caching, client authentication:
+//! JWT requirements and static API keys), JWT providers.
 
 use super::backends::{take_override, Overrides};
 use super::*;
@@ -233,6 +234,7 @@ pub(super) fn apply_traffic_policies(
     plan: &mut Plan,
     health_check_path: Option<&str>,
     overrides: &mut Overrides,
+    secrets: &SecretStore,
     errors: &mut Vec<ConfigError>,
 ) {
     let mut setters = BTreeMap::new();
@@ -242,8 +244,46 @@ pub(super) fn apply_traffic_policies(
         let spec = policy.spec();
         let at = &policy.location;
         if let Some(jwt) = &spec.jwt {
-            jwt_providers.extend(jwt.providers.iter().cloned());
+            for (p, provider) in jwt.providers.iter().enumerate() {
+                match jwt_providers
+                    .iter()
+                    .find(|known| known.name == provider.name)
+                {
+                    Some(known)
+                        if known.issuer != provider.issuer
+                            || known.audiences != provider.audiences
+                            || known.jwks.local.inline != provider.jwks.local.inline =>
+                    {
+                        errors.push(ConfigError::new(
+                            at.at(format!("spec.jwt.providers[{p}].name")),
+                            format!(
+                                "JWT provider {:?} is defined differently by another TrafficPolicy",
+                                provider.name
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => jwt_providers.push(provider.clone()),
+                }
+            }
+            if jwt.providers.is_empty() {
+                errors.push(ConfigError::new(
+                    at.at("spec.jwt.providers"),
+                    "needs at least one provider",
+                ));
+            }
+            plan.jwt_requirements.insert(
+                policy.name().to_string(),
+                JwtRequirement {
+                    providers: jwt.providers.iter().map(|p| p.name.clone()).collect(),
+                    optional: jwt.optional,
+                },
+            );
         }
+        let api_keys = spec
+            .api_key_auth
+            .as_ref()
+            .and_then(|auth| api_keys_plan(policy.name(), at, auth, secrets, errors));
         if let Some(rate_limit) = &spec.rate_limit {
             for (b, bucket) in rate_limit.local.iter().enumerate() {
                 let path = format!("spec.rateLimit.local[{b}]");
@@ -309,6 +349,8 @@ pub(super) fn apply_traffic_policies(
                         (spec.rate_limit.is_some(), "rateLimit"),
                         (spec.caching.is_some(), "caching"),
                         (spec.ai.is_some(), "ai"),
+                        (spec.jwt.is_some(), "jwt"),
+                        (spec.api_key_auth.is_some(), "apiKeyAuth"),
                     ] {
                         if present {
                             errors.push(ConfigError::new(
@@ -368,6 +410,38 @@ pub(super) fn apply_traffic_policies(
                             policies.caching = Some(caching.clone());
                         }
                     }
+                    // One way of client authentication per route: two filters would each
+                    // require their own credential, not either.
+                    if spec.jwt.is_some()
+                        && claim(
+                            &mut setters,
+                            errors,
+                            &route,
+                            "client authentication",
+                            at,
+                            "spec.jwt",
+                        )
+                    {
+                        policies.jwt = Some(policy.name().to_string());
+                    }
+                    if let Some(keys) = &api_keys {
+                        if claim(
+                            &mut setters,
+                            errors,
+                            &route,
+                            "client authentication",
+                            at,
+                            "spec.apiKeyAuth",
+                        ) {
+                            policies.api_keys = Some(keys.clone());
+                        }
+                    }
+                    if spec.jwt.is_some() && spec.api_key_auth.is_some() {
+                        errors.push(ConfigError::new(
+                            at.at("spec.apiKeyAuth"),
+                            "one TrafficPolicy sets both jwt and apiKeyAuth: a route takes one way of client authentication",
+                        ));
+                    }
                     if let Some(semantic) =
                         spec.ai.as_ref().and_then(|ai| ai.semantic_cache.as_ref())
                     {
@@ -387,16 +461,100 @@ pub(super) fn apply_traffic_policies(
             }
         }
     }
-    if !jwt_uses.is_empty() {
-        if jwt_providers.is_empty() {
-            for location in jwt_uses {
-                errors.push(ConfigError::new(
-                    location,
-                    "keys on a JWT claim, but no TrafficPolicy defines spec.jwt.providers to verify the token",
-                ));
+    if jwt_uses.is_empty() && plan.jwt_requirements.is_empty() {
+        return;
+    }
+    if jwt_providers.is_empty() {
+        for location in jwt_uses {
+            errors.push(ConfigError::new(
+                location,
+                "keys on a JWT claim, but no TrafficPolicy defines spec.jwt.providers to verify the token",
+            ));
+        }
+    } else {
+        plan.jwt = Some(jwt_providers);
+    }
+}
+
+/// The keys of `spec.apiKeyAuth`, read from their Secrets. Client names become a header
+/// value, so they are tokens; two clients with one key could not be told apart.
+fn api_keys_plan(
+    policy: &str,
+    at: &Location,
+    auth: &crate::model::traffic_policy::ApiKeyAuth,
+    secrets: &SecretStore,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ApiKeysPlan> {
+    let before = errors.len();
+    if auth.clients.is_empty() {
+        errors.push(ConfigError::new(
+            at.at("spec.apiKeyAuth.clients"),
+            "needs at least one client",
+        ));
+    }
+    let header = auth
+        .header
+        .clone()
+        .unwrap_or_else(|| "authorization".to_string())
+        .to_ascii_lowercase();
+    let header_ok = !header.is_empty()
+        && header
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !header_ok || header.starts_with(':') {
+        errors.push(ConfigError::new(
+            at.at("spec.apiKeyAuth.header"),
+            format!("expected a header name, got {header:?}"),
+        ));
+    }
+    let mut clients: Vec<(String, SecretValue)> = Vec::new();
+    for (c, client) in auth.clients.iter().enumerate() {
+        let path = format!("spec.apiKeyAuth.clients[{c}]");
+        let name_ok = !client.name.is_empty()
+            && client
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch));
+        if !name_ok {
+            errors.push(ConfigError::new(
+                at.at(format!("{path}.name")),
+                format!(
+                    "expected letters, digits, '.', '_' or '-', got {:?}",
+                    client.name
+                ),
+            ));
+        }
+        if clients.iter().any(|(name, _)| *name == client.name) {
+            errors.push(ConfigError::new(
+                at.at(format!("{path}.name")),
+                format!("client {:?} is listed twice", client.name),
+            ));
+        }
+        let secret = &client.secret_ref;
+        match secrets.resolve(&secret.name, secret.key.as_deref()) {
+            Ok((value, _origin)) => {
+                if value.expose().is_empty() {
+                    errors.push(ConfigError::new(
+                        at.at(format!("{path}.secretRef")),
+                        "the key is empty",
+                    ));
+                } else if let Some((other, _)) = clients.iter().find(|(_, v)| *v == value) {
+                    errors.push(ConfigError::new(
+                        at.at(format!("{path}.secretRef")),
+                        format!("client {:?} has the same key as {other:?}", client.name),
+                    ));
+                }
+                clients.push((client.name.clone(), value));
             }
-        } else {
-            plan.jwt = Some(jwt_providers);
+            Err(message) => errors.push(ConfigError::new(
+                at.at(format!("{path}.secretRef.name")),
+                message,
+            )),
         }
     }
+    (errors.len() == before).then(|| ApiKeysPlan {
+        policy: policy.to_string(),
+        header,
+        clients,
+    })
 }
