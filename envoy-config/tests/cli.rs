@@ -125,3 +125,30 @@ fn validate_runs_envoy_on_the_rendered_configuration() {
     );
     assert!(text.contains("promtool check rules: ok"), "{text}");
 }
+
+#[test]
+fn render_warns_on_stderr_and_explain_lists_routes_spending_keys_without_client_auth() {
+    let out = tempfile::tempdir().unwrap();
+    let exposed = "warning: HTTPRoute \"batch-route\" sends the gateway's provider keys";
+    let render = tollgate_config(&["render", "-o", out.path().to_str().unwrap()]);
+    assert!(render.status.success(), "{}", printed(&render));
+    let stderr = String::from_utf8_lossy(&render.stderr);
+    assert!(stderr.contains(exposed), "{stderr}");
+    assert!(stderr.contains("listens on 0.0.0.0:10000"), "{stderr}");
+    let explain = tollgate_config(&["explain"]);
+    let stdout = String::from_utf8_lossy(&explain.stdout);
+    assert!(stdout.starts_with("warning: "), "{stdout}");
+    assert!(stdout.contains(exposed), "{stdout}");
+    let loopback = tollgate_config(&[
+        "render",
+        "-o",
+        out.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:10000",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&loopback.stderr).contains("warning:"),
+        "{}",
+        printed(&loopback)
+    );
+}

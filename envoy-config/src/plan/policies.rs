@@ -546,10 +546,9 @@ fn api_keys_plan(
                 }
                 clients.push((client.name.clone(), value));
             }
-            Err(message) => errors.push(ConfigError::new(
-                at.at(format!("{path}.secretRef.name")),
-                message,
-            )),
+            Err(message) => {
+                errors.push(ConfigError::new(at.at(format!("{path}.secretRef")), message))
+            }
         }
     }
     (errors.len() == before).then(|| ApiKeysPlan {
