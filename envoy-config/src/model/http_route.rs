@@ -124,9 +124,12 @@ pub struct RouteTimeouts {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteRetry {
-    /// Statuses retried besides 5xx, connect failures and resets (e.g. 429).
+    /// Statuses retried besides 5xx, connect failures and resets. Absent: 429 when a Backend
+    /// of the rule has several providers (a rate-limited provider fails over to another, in
+    /// the next priority group if there is one); given: exactly these, so `codes: []` turns
+    /// 429 failover off.
     #[serde(default)]
-    pub codes: Vec<u16>,
+    pub codes: Option<Vec<u16>>,
     /// Retries after the first attempt.
     #[serde(default)]
     pub attempts: Option<u32>,

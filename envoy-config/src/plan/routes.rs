@@ -32,6 +32,12 @@ pub(super) fn route_plan(
                 .map(|b| b.priorities.len())
                 .max()
                 .unwrap_or(1);
+            // A retry goes to another provider (previous_hosts), in the next group if any.
+            let several_providers = rule
+                .backend_refs
+                .iter()
+                .filter_map(|r| backends.iter().find(|b| b.name == r.name))
+                .any(|b| b.priorities.iter().flatten().count() > 1);
             let retry = rule.retry.as_ref();
             let backend = rule
                 .backend_refs
@@ -59,7 +65,12 @@ pub(super) fn route_plan(
                 num_retries: retry
                     .and_then(|r| r.attempts)
                     .unwrap_or(groups.saturating_sub(1).max(1) as u32),
-                retry_codes: retry.map(|r| r.codes.clone()).unwrap_or_default(),
+                retry_codes: match retry.and_then(|r| r.codes.clone()) {
+                    Some(codes) => codes,
+                    // A rate-limited provider fails over to another provider.
+                    None if several_providers => vec![429],
+                    None => Vec::new(),
+                },
                 retry_backoff: retry.and_then(|r| r.backoff),
             }
         })

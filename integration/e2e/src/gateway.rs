@@ -129,6 +129,16 @@ impl Gateway {
     }
 }
 
+/// A JWT the companion's `jwt-auth` policy accepts (issuer `https://auth.tollgate.dev`,
+/// audience `tollgate`, `sub: e2e-edges`, expires in 2100), signed with the development key
+/// `envoy-config/tests/fixtures/dev-jwt-private.pem`. Minted once with
+/// `openssl dgst -sha256 -sign dev-jwt-private.pem` over `base64url(header).base64url(claims)`
+/// and kept in `integration/e2e/tests/fixtures/dev-jwt.txt`.
+pub fn dev_jwt() -> Result<String, EnvoyError> {
+    let path = workspace_root().join("integration/e2e/tests/fixtures/dev-jwt.txt");
+    Ok(std::fs::read_to_string(path)?.trim().to_string())
+}
+
 /// Renders the spec's envoy.yaml with the listener on `port` (admin and stats on free ports).
 pub fn render_envoy_yaml(spec: &GatewaySpec, port: u16) -> Result<String, EnvoyError> {
     let ports = Ports {
