@@ -7,12 +7,14 @@
 //! - [`store`]: entries in shared data within a hard byte bound and a fixed key space.
 //! - [`response`]: the response cache's decisions for one request.
 //! - [`tools`]: the MCP tool-result cache.
+//! - [`semantic`]: the semantic-cache service's protocol (`services/semantic-cache/PROTOCOL.md`).
 
 pub mod canonical;
 pub mod entry;
 pub mod key;
 pub mod policy;
 pub mod response;
+pub mod semantic;
 pub mod store;
 pub mod tools;
 

@@ -300,7 +300,11 @@ pub fn lookup_callout(policy: &SemanticCachePolicy, query: &Query) -> Callout {
 }
 
 /// The store call of an answer.
-pub fn store_callout(policy: &SemanticCachePolicy, query: &Query, answer: &StoredAnswer) -> Callout {
+pub fn store_callout(
+    policy: &SemanticCachePolicy,
+    query: &Query,
+    answer: &StoredAnswer,
+) -> Callout {
     let body = StoreBody {
         scope: &query.scope,
         model: &query.model,
@@ -345,7 +349,10 @@ pub fn hit_reply(answer: &StoredAnswer, similarity: f64, age_s: u64) -> LocalRep
             ("content-type".into(), answer.content_type.clone()),
             (header::CACHE_STATUS.into(), "HIT".into()),
             ("age".into(), age_s.to_string()),
-            (semantic_cache::SIMILARITY_HEADER.into(), format!("{similarity:.4}")),
+            (
+                semantic_cache::SIMILARITY_HEADER.into(),
+                format!("{similarity:.4}"),
+            ),
         ],
         body: answer.body.as_bytes().to_vec(),
     }
@@ -429,10 +436,14 @@ mod tests {
 
     #[test]
     fn text_parts_are_joined_and_other_parts_skip_the_lookup() {
-        let parts = r#"{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}"#;
+        let parts =
+            r#"{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}"#;
         assert_eq!(q(&chat("", parts)).prompt, "a\nb");
         let image = r#"{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}"#;
-        assert_eq!(query(&facts(), &ALICE, &chat("", image)), Err(Skip::NotText));
+        assert_eq!(
+            query(&facts(), &ALICE, &chat("", image)),
+            Err(Skip::NotText)
+        );
     }
 
     #[test]
@@ -443,8 +454,14 @@ mod tests {
             (br#"{"messages":[]}"#.to_vec(), Skip::NoModel),
             (br#"{"model":"m"}"#.to_vec(), Skip::NoMessages),
             (chat("", ""), Skip::NoMessages),
-            (chat("", r#"{"role":"assistant","content":"hi"}"#), Skip::LastNotUser),
-            (chat("", r#"{"role":"user","content":"  "}"#), Skip::EmptyPrompt),
+            (
+                chat("", r#"{"role":"assistant","content":"hi"}"#),
+                Skip::LastNotUser,
+            ),
+            (
+                chat("", r#"{"role":"user","content":"  "}"#),
+                Skip::EmptyPrompt,
+            ),
             (chat(r#","n":2"#, user), Skip::SeveralChoices),
         ];
         for (body, skip) in cases {
@@ -455,8 +472,14 @@ mod tests {
                 String::from_utf8_lossy(&body)
             );
         }
-        let long = format!(r#"{{"role":"user","content":"{}"}}"#, "a".repeat(MAX_PROMPT_BYTES + 1));
-        assert_eq!(query(&facts(), &ALICE, &chat("", &long)), Err(Skip::PromptTooLong));
+        let long = format!(
+            r#"{{"role":"user","content":"{}"}}"#,
+            "a".repeat(MAX_PROMPT_BYTES + 1)
+        );
+        assert_eq!(
+            query(&facts(), &ALICE, &chat("", &long)),
+            Err(Skip::PromptTooLong)
+        );
     }
 
     #[test]
@@ -464,11 +487,15 @@ mod tests {
         let user = r#"{"role":"user","content":"Say hello"}"#;
         let base = q(&chat("", user));
         // Same request, other spelling of the same JSON: same partition.
-        let same = q(br#"{"messages":[{"content":"Say hello","role":"user"}],"model":"gpt-4o-mini"}"#);
+        let same =
+            q(br#"{"messages":[{"content":"Say hello","role":"user"}],"model":"gpt-4o-mini"}"#);
         assert_eq!((&same.scope, &same.params), (&base.scope, &base.params));
         // A paraphrase: same partition, other prompt.
         let paraphrase = q(&chat("", r#"{"role":"user","content":"Say hi"}"#));
-        assert_eq!((&paraphrase.scope, &paraphrase.params), (&base.scope, &base.params));
+        assert_eq!(
+            (&paraphrase.scope, &paraphrase.params),
+            (&base.scope, &base.params)
+        );
         // 0 and 0.0 are one temperature.
         assert_eq!(
             q(&chat(r#","temperature":0"#, user)).params,
@@ -478,10 +505,18 @@ mod tests {
             chat(r#","temperature":0.7"#, user),
             chat(r#","stream":true"#, user),
             chat(r#","max_tokens":5"#, user),
-            chat("", &format!(r#"{{"role":"system","content":"Be rude."}},{user}"#)),
+            chat(
+                "",
+                &format!(r#"{{"role":"system","content":"Be rude."}},{user}"#),
+            ),
             chat("", r#"{"role":"user","content":"Say hello","name":"bob"}"#),
         ] {
-            assert_ne!(q(&other).params, base.params, "{}", String::from_utf8_lossy(&other));
+            assert_ne!(
+                q(&other).params,
+                base.params,
+                "{}",
+                String::from_utf8_lossy(&other)
+            );
         }
     }
 
@@ -521,7 +556,10 @@ mod tests {
             content_type: "application/json".into(),
             body: "{}".into(),
         };
-        for call in [lookup_callout(&policy(), &query), store_callout(&policy(), &query, &answer)] {
+        for call in [
+            lookup_callout(&policy(), &query),
+            store_callout(&policy(), &query, &answer),
+        ] {
             let text = String::from_utf8(call.body).unwrap();
             assert!(!text.contains("alice"), "{text}");
         }
@@ -532,7 +570,11 @@ mod tests {
         let query = q(&chat("", r#"{"role":"user","content":"Say hello"}"#));
         let call = lookup_callout(&policy(), &query);
         assert_eq!(
-            (call.cluster.as_str(), call.method.as_str(), call.path.as_str()),
+            (
+                call.cluster.as_str(),
+                call.method.as_str(),
+                call.path.as_str()
+            ),
             ("service/semantic-cache-service", "POST", "/lookup")
         );
         assert_eq!(call.authority, "semantic-cache-service:8080");
@@ -581,7 +623,10 @@ mod tests {
                 age_s: 7
             }
         );
-        assert_eq!(read_lookup(200, br#"{"hit":false,"similarity":0.8}"#), Lookup::Miss);
+        assert_eq!(
+            read_lookup(200, br#"{"hit":false,"similarity":0.8}"#),
+            Lookup::Miss
+        );
         assert_eq!(read_lookup(200, br#"{"hit":false}"#), Lookup::Miss);
         let cases: [(u16, &[u8], Failure); 5] = [
             (0, b"", Failure::Unreachable),
@@ -632,12 +677,24 @@ mod tests {
         };
         assert!(storable(&policy(), &ok, Some("application/json"), b"{}").is_some());
         let cases = [
-            ResponseFacts { status: 500, ..ok.clone() },
-            ResponseFacts { complete: false, ..ok.clone() },
-            ResponseFacts { answered_by: Answerer::Cache, ..ok.clone() },
+            ResponseFacts {
+                status: 500,
+                ..ok.clone()
+            },
+            ResponseFacts {
+                complete: false,
+                ..ok.clone()
+            },
+            ResponseFacts {
+                answered_by: Answerer::Cache,
+                ..ok.clone()
+            },
         ];
         for response in cases {
-            assert!(storable(&policy(), &response, None, b"{}").is_none(), "{response:?}");
+            assert!(
+                storable(&policy(), &response, None, b"{}").is_none(),
+                "{response:?}"
+            );
         }
         assert!(storable(&policy(), &ok, None, &[b'a'; 1025]).is_none());
         assert!(storable(&policy(), &ok, None, &[0xff, 0xfe]).is_none());
@@ -648,12 +705,48 @@ mod tests {
     fn bad_policies_are_refused_with_the_field() {
         assert_eq!(validate(&policy()), Ok(()));
         let cases = [
-            (SemanticCachePolicy { similarity_threshold: 1.5, ..policy() }, "similarity_threshold"),
-            (SemanticCachePolicy { similarity_threshold: f64::NAN, ..policy() }, "similarity_threshold"),
-            (SemanticCachePolicy { cluster: String::new(), ..policy() }, "cluster"),
-            (SemanticCachePolicy { authority: String::new(), ..policy() }, "authority"),
-            (SemanticCachePolicy { timeout_ms: 0, ..policy() }, "timeout_ms"),
-            (SemanticCachePolicy { ttl_ms: 10, ..policy() }, "ttl_ms"),
+            (
+                SemanticCachePolicy {
+                    similarity_threshold: 1.5,
+                    ..policy()
+                },
+                "similarity_threshold",
+            ),
+            (
+                SemanticCachePolicy {
+                    similarity_threshold: f64::NAN,
+                    ..policy()
+                },
+                "similarity_threshold",
+            ),
+            (
+                SemanticCachePolicy {
+                    cluster: String::new(),
+                    ..policy()
+                },
+                "cluster",
+            ),
+            (
+                SemanticCachePolicy {
+                    authority: String::new(),
+                    ..policy()
+                },
+                "authority",
+            ),
+            (
+                SemanticCachePolicy {
+                    timeout_ms: 0,
+                    ..policy()
+                },
+                "timeout_ms",
+            ),
+            (
+                SemanticCachePolicy {
+                    ttl_ms: 10,
+                    ..policy()
+                },
+                "ttl_ms",
+            ),
         ];
         for (bad, field) in cases {
             let error = validate(&bad).unwrap_err();
