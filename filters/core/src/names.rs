@@ -569,3 +569,30 @@ pub mod budget {
     /// Counter: the budget store failed (full, contended, refused; the service failed).
     pub const STORE_ERRORS: &str = "tollgate_budget_store_errors_total";
 }
+
+/// Metric names of the cache stage (Envoy stat `wasmcustom.<name>`; Prometheus prints the
+/// name as is).
+pub mod cache {
+    /// Requests answered from the response cache.
+    pub const HITS: &str = "tollgate_cache_hits_total";
+    /// Cacheable requests not found in the response cache.
+    pub const MISSES: &str = "tollgate_cache_misses_total";
+    /// Requests the response cache did not look up (not cacheable, or `Cache-Control: no-cache`).
+    pub const BYPASSES: &str = "tollgate_cache_bypasses_total";
+    /// Answers stored.
+    pub const STORES: &str = "tollgate_cache_stores_total";
+    /// Entries emptied to make room (sweep and slot collisions).
+    pub const EVICTIONS: &str = "tollgate_cache_evictions_total";
+    /// Gauge: bytes the response cache holds (every route's store together).
+    pub const STORED_BYTES: &str = "tollgate_cache_stored_bytes";
+    /// Prompt + completion tokens of the answers served from the cache.
+    pub const TOKENS_SAVED: &str = "tollgate_cache_tokens_saved_total";
+    /// MCP `tools/call` requests answered from the tool-result cache.
+    pub const TOOL_HITS: &str = "tollgate_tool_cache_hits_total";
+    /// Cacheable `tools/call` requests not found.
+    pub const TOOL_MISSES: &str = "tollgate_tool_cache_misses_total";
+    /// `tools/call` requests not cached (no rule, a rule that disables, a destructive tool).
+    pub const TOOL_BYPASSES: &str = "tollgate_tool_cache_bypasses_total";
+    /// Tool results stored.
+    pub const TOOL_STORES: &str = "tollgate_tool_cache_stores_total";
+}
