@@ -152,3 +152,54 @@ impl SharedStore for ProxyStore {
         }
     }
 }
+
+/// A metric's type, as `proxy_define_metric` takes it.
+pub use proxy_wasm::types::MetricType;
+
+// The metric calls straight to the ABI: the SDK's wrappers panic on any status they do not
+// expect (`define_metric` on every error), and a panic kills the VM for the whole worker.
+// Statuses are read as plain integers (0 = Ok).
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_define_metric(kind: u32, name: *const u8, len: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, delta: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
+}
+
+/// Defines (or finds) the stat `wasmcustom.<name>`; `None` when the host refuses.
+#[cfg(target_arch = "wasm32")]
+pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: the pointer and length describe `name`; `id` is a valid out-pointer.
+    let status = unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+    (status == 0).then_some(id)
+}
+
+/// Adds `delta` to a counter or gauge (a gauge may go down); failures are ignored.
+#[cfg(target_arch = "wasm32")]
+pub fn increment_metric(id: u32, delta: i64) {
+    // SAFETY: plain integers.
+    let _ = unsafe { proxy_increment_metric(id, delta) };
+}
+
+/// Records a histogram sample (or sets a gauge); failures are ignored.
+#[cfg(target_arch = "wasm32")]
+pub fn record_metric(id: u32, value: u64) {
+    // SAFETY: plain integers.
+    let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+/// Native builds have no host: nothing is defined.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn define_metric(_kind: MetricType, _name: &str) -> Option<u32> {
+    None
+}
+
+/// Native builds have no host.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn increment_metric(_id: u32, _delta: i64) {}
+
+/// Native builds have no host.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn record_metric(_id: u32, _value: u64) {}

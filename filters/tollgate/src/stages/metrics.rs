@@ -1,28 +1,84 @@
-//! The metrics stage's glue (filled in by the metrics issue; decisions in `tollgate-metrics`).
+//! The metrics stage's glue: counts each finished request (decisions in `tollgate-metrics`),
+//! keeps the in-flight gauge, and publishes the access-log fields as filter state.
+//!
+//! Series are defined on first use and their ids cached per VM (a define is a host call).
+//! Envoy runs the HCM's access loggers before the filters' `on_log`, so the log fields are
+//! published when the answer's last byte passes, and again in `on_done` for answers that end
+//! otherwise (resets).
 
 use super::Stage;
+use crate::host::{self, MetricType};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use tollgate_core::config::MetricsConfig;
+use tollgate_core::facts::{RequestFacts, ResponseFacts};
+use tollgate_core::names::metric::{self, Kind, Metric};
+use tollgate_metrics::{Observation, Recorder};
 
 /// Per-VM state of the metrics stage.
 pub struct MetricsRoot {
-    #[allow(dead_code)]
-    config: MetricsConfig,
+    recorder: RefCell<Recorder>,
+    /// Stat name → metric id, for every series defined so far.
+    ids: RefCell<HashMap<String, u32>>,
+    access_log: bool,
 }
 
 impl MetricsRoot {
     /// The stage's root from its configuration section; an error fails plugin configuration.
     pub fn new(config: &MetricsConfig) -> Result<Self, String> {
+        let recorder = Recorder::new(config).map_err(|e| e.to_string())?;
         Ok(Self {
-            config: config.clone(),
+            recorder: RefCell::new(recorder),
+            ids: RefCell::new(HashMap::new()),
+            access_log: config.access_log,
         })
+    }
+
+    /// The id of the series `name` of `kind`, defined on first use.
+    fn id(&self, kind: Kind, name: String) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(&name) {
+            return Some(*id);
+        }
+        let host_kind = match kind {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+            Kind::Histogram => MetricType::Histogram,
+        };
+        let id = host::define_metric(host_kind, &name)?;
+        self.ids.borrow_mut().insert(name, id);
+        Some(id)
+    }
+
+    fn emit(&self, observation: &Observation) {
+        let naming = self.recorder.borrow().naming();
+        let def = naming.def(observation.metric);
+        let values: Vec<&str> = observation.values.iter().map(String::as_str).collect();
+        let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &values)) else {
+            return;
+        };
+        match def.kind {
+            Kind::Histogram => host::record_metric(id, observation.value),
+            _ => host::increment_metric(id, i64::try_from(observation.value).unwrap_or(i64::MAX)),
+        }
+    }
+
+    fn active(&self, delta: i64) {
+        let naming = self.recorder.borrow().naming();
+        let def = naming.def(Metric::Active);
+        if let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &[])) {
+            host::increment_metric(id, delta);
+        }
     }
 }
 
 /// Per-request state of the metrics stage.
 pub struct MetricsStage {
-    #[allow(dead_code)]
     root: Rc<MetricsRoot>,
+    /// Counted in the in-flight gauge (its headers reached this stage).
+    in_flight: bool,
+    /// The access-log fields were published after the answer ended.
+    logged: bool,
 }
 
 impl MetricsStage {
@@ -30,8 +86,65 @@ impl MetricsStage {
     pub fn new(root: &Rc<MetricsRoot>) -> Self {
         Self {
             root: Rc::clone(root),
+            in_flight: false,
+            logged: false,
         }
+    }
+
+    fn publish_log(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
+        if !self.root.access_log {
+            return;
+        }
+        let record = self.root.recorder.borrow().log_record(facts, response);
+        let mut name = String::with_capacity(40);
+        for (field, value) in record.fields() {
+            name.clear();
+            name.push_str(metric::LOG_PROPERTY_PREFIX);
+            name.push_str(field);
+            host::set_property(&name, value.as_bytes());
+        }
+        self.logged = true;
     }
 }
 
-impl Stage for MetricsStage {}
+impl Stage for MetricsStage {
+    fn on_request_headers(&mut self, _facts: &RequestFacts) -> tollgate_core::stage::Step {
+        self.root.active(1);
+        self.in_flight = true;
+        tollgate_core::stage::Step::Continue
+    }
+
+    fn wants_response_body(&self) -> bool {
+        true // the usage is in the body
+    }
+
+    fn on_response_body(
+        &mut self,
+        facts: &RequestFacts,
+        response: &ResponseFacts,
+        _chunk: &[u8],
+        end_of_stream: bool,
+    ) {
+        if end_of_stream {
+            self.publish_log(facts, response);
+        }
+    }
+
+    fn on_done(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
+        if self.in_flight {
+            self.root.active(-1);
+            self.in_flight = false;
+        }
+        let observations = self
+            .root
+            .recorder
+            .borrow_mut()
+            .finish(facts, response, host::now_ms());
+        for observation in &observations {
+            self.root.emit(observation);
+        }
+        if !self.logged {
+            self.publish_log(facts, response);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The metrics stage in the built `tollgate.wasm`, in the wasmtime host: a scripted set of
+//! requests (JSON and streamed answers, a failover, a refused request) gives exactly these
+//! Prometheus lines through the stats_tags the generator writes, in both namings.
+//!
+//! Needs `scripts/build-wasm` first (it writes `build/wasm/tollgate.wasm`).
+
+use std::time::Duration;
+use tollgate_core::names::metric::{self, Naming, AGENTGATEWAY, GENAI};
+use tollgate_host::{Host, Outcome};
+
+fn host(naming: &Naming, max_models: usize) -> Host {
+    let configuration = format!(
+        r#"{{"route":{{"models":{{"gpt-4o-mini":"fast","claude-3-5-haiku-20241022":"fast"}}}},
+            "metrics":{{"naming":"{}","max_models":{max_models},
+              "providers":{{"cheap-cloud":"openai","claude":"anthropic"}}}}}}"#,
+        naming.id
+    );
+    let mut builder = Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id("tollgate")
+        .root_id("tollgate")
+        .configuration(configuration.as_bytes())
+        .allow_on_headers_stop_iteration(true);
+    // The generator's stats_tags: one Istio-style regex per label, in label order.
+    for tag in metric::TAGS {
+        let label = naming.tag_name(tag);
+        builder = builder.stats_tag(label, &metric::tag_regex(label));
+    }
+    builder.build().unwrap()
+}
+
+/// One chat request answered by `provider` (the adapter's response headers) with `body`.
+fn request(
+    host: &Host,
+    model: &str,
+    provider: &str,
+    served: &str,
+    content_type: &str,
+    body: &str,
+) -> tollgate_host::Stream {
+    let request = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+    let mut s = host.stream();
+    s.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", &request.len().to_string()),
+        ],
+        false,
+    );
+    assert_eq!(
+        s.send_request_body(request.as_bytes(), true),
+        Outcome::Continue
+    );
+    host.advance_time(Duration::from_millis(300));
+    s.send_response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", content_type),
+            ("x-tollgate-provider", provider),
+            ("x-tollgate-model", served),
+        ],
+        false,
+    );
+    host.advance_time(Duration::from_millis(700));
+    s.send_response_body(body.as_bytes(), true);
+    s
+}
+
+fn json_answer(model: &str, usage: &str) -> String {
+    format!(
+        r#"{{"id":"c","object":"chat.completion","model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}},"finish_reason":"stop"}}],"usage":{usage}}}"#
+    )
+}
+
+fn scripted_requests(host: &Host) {
+    // 1. gpt-4o-mini on the cheap cloud, 1000 prompt tokens of which 400 cached, 100 out.
+    let usage = r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}"#;
+    let mut s = request(
+        host,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "application/json",
+        &json_answer("gpt-4o-mini", usage),
+    );
+    s.finish();
+    // 2. the same model failed over to Claude (the adapter of the attempt that answered names it).
+    let usage = r#"{"prompt_tokens":2000,"completion_tokens":400,"total_tokens":2400}"#;
+    let mut s = request(
+        host,
+        "gpt-4o-mini",
+        "claude",
+        "claude-3-5-haiku-20241022",
+        "application/json",
+        &json_answer("claude-3-5-haiku-20241022", usage),
+    );
+    s.finish();
+    // 3. a stream on the cheap cloud, usage in the last chunk.
+    let stream = concat!(
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"}}]}\n\n",
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15}}\n\n",
+        "data: [DONE]\n\n"
+    );
+    let mut s = request(
+        host,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "text/event-stream",
+        stream,
+    );
+    s.finish();
+    // 4. a request the router refuses (no model): the gateway answered, nothing is counted.
+    let mut s = host.stream();
+    let body = br#"{"messages":[]}"#;
+    s.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", &body.len().to_string()),
+        ],
+        false,
+    );
+    s.send_request_body(body, true);
+    assert!(s.local_reply().is_some());
+    s.finish();
+}
+
+#[test]
+fn scripted_requests_give_exactly_these_agentgateway_series() {
+    let host = host(&AGENTGATEWAY, 10);
+    scripted_requests(&host);
+    let mut lines = host.prometheus_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "agentgateway_active_connections 0",
+            // claude-3-5-haiku: 2000 × $0.25 + 400 × $1.25 per 1M = 500 + 500 µUSD
+            r#"agentgateway_llm_cost_micro_usd_total{provider="anthropic",model="claude-3-5-haiku-20241022"} 1000"#,
+            // gpt-4o-mini: 600 × 0.15 + 400 × 0.075 + 100 × 0.60 = 180; then 10 × 0.15 + 5 × 0.60 = 4.5 → 184 (carry 0.5)
+            r#"agentgateway_llm_cost_micro_usd_total{provider="openai",model="gpt-4o-mini"} 184"#,
+            r#"agentgateway_llm_requests_total{provider="anthropic",model="claude-3-5-haiku-20241022",status="200"} 1"#,
+            r#"agentgateway_llm_requests_total{provider="openai",model="gpt-4o-mini",status="200"} 2"#,
+            r#"agentgateway_llm_tokens_total{provider="anthropic",model="claude-3-5-haiku-20241022",direction="input"} 2000"#,
+            r#"agentgateway_llm_tokens_total{provider="anthropic",model="claude-3-5-haiku-20241022",direction="output"} 400"#,
+            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="cached_input"} 400"#,
+            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="input"} 610"#,
+            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="output"} 105"#,
+        ]
+    );
+    let ttfb = host.histogram(
+        "wasmcustom.provider=.=openai;.;model=.=gpt-4o-mini;.;agentgateway_llm_time_to_first_token_ms",
+    );
+    assert_eq!(ttfb, Some(vec![300, 300]));
+    let duration = host.histogram(
+        "wasmcustom.provider=.=openai;.;model=.=gpt-4o-mini;.;agentgateway_llm_request_duration_ms",
+    );
+    assert_eq!(duration, Some(vec![1000, 1000]));
+    assert!(host.traps().is_empty(), "{:?}", host.traps());
+}
+
+#[test]
+fn the_genai_naming_gives_the_opentelemetry_names_from_the_same_requests() {
+    let host = host(&GENAI, 10);
+    scripted_requests(&host);
+    let mut lines = host.prometheus_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "agentgateway_active_connections 0",
+            r#"gen_ai_client_cost_micro_usd_total{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="claude-3-5-haiku-20241022"} 1000"#,
+            r#"gen_ai_client_cost_micro_usd_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="gpt-4o-mini"} 184"#,
+            r#"gen_ai_client_operation_total{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="claude-3-5-haiku-20241022",http_response_status_code="200"} 1"#,
+            r#"gen_ai_client_operation_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="gpt-4o-mini",http_response_status_code="200"} 2"#,
+        ]
+    );
+    let tokens = host.histogram("wasmcustom.gen_ai_operation_name=.=chat;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o-mini;.;gen_ai_response_model=.=gpt-4o-mini;.;gen_ai_token_type=.=input;.;gen_ai_client_token_usage");
+    assert_eq!(tokens, Some(vec![600, 10]));
+}
+
+#[test]
+fn models_past_the_cap_are_counted_as_other() {
+    let host = host(&AGENTGATEWAY, 1);
+    scripted_requests(&host);
+    let lines = host.prometheus_lines();
+    assert!(
+        lines.contains(&r#"agentgateway_llm_requests_total{provider="anthropic",model="other",status="200"} 1"#.to_string()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn the_access_log_fields_are_published_as_filter_state_when_the_answer_ends() {
+    let host = host(&AGENTGATEWAY, 10);
+    let usage = r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}"#;
+    let s = request(
+        &host,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "application/json",
+        &json_answer("gpt-4o-mini", usage),
+    );
+    // before on_log: Envoy's HCM access log runs before the filters' on_log
+    let field = |name: &str| {
+        s.filter_state(&format!("wasm.{}{name}", metric::LOG_PROPERTY_PREFIX))
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(field("provider").as_deref(), Some("openai"));
+    assert_eq!(field("model").as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(field("input_tokens").as_deref(), Some("600"));
+    assert_eq!(field("cached_input_tokens").as_deref(), Some("400"));
+    assert_eq!(field("output_tokens").as_deref(), Some("100"));
+    assert_eq!(field("cost_micro_usd").as_deref(), Some("180"));
+    assert_eq!(field("ttfb_ms").as_deref(), Some("300"));
+    assert_eq!(field("cache").as_deref(), Some("-"));
+    assert_eq!(field("user").as_deref(), Some(""));
+}
+
+#[test]
+fn requests_in_flight_are_a_gauge() {
+    let host = host(&AGENTGATEWAY, 10);
+    let usage = r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#;
+    let mut a = request(
+        &host,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "application/json",
+        &json_answer("gpt-4o-mini", usage),
+    );
+    let mut b = request(
+        &host,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "application/json",
+        &json_answer("gpt-4o-mini", usage),
+    );
+    assert_eq!(
+        host.metric("wasmcustom.agentgateway_active_connections"),
+        Some(2)
+    );
+    a.finish();
+    assert_eq!(
+        host.metric("wasmcustom.agentgateway_active_connections"),
+        Some(1)
+    );
+    b.finish();
+    assert_eq!(
+        host.metric("wasmcustom.agentgateway_active_connections"),
+        Some(0)
+    );
+}
