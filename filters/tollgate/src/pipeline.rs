@@ -164,6 +164,9 @@ pub struct PipelineStream {
     response_ended: bool,
     /// What the route stage made of the request.
     operation: Operation,
+    /// The headers were paused to read the body: the body callbacks buffer it. Otherwise they
+    /// let every chunk pass (Envoy calls them after a headers Continue too).
+    reading_body: bool,
 }
 
 impl PipelineStream {
@@ -187,6 +190,7 @@ impl PipelineStream {
             observer: None,
             response_ended: false,
             operation: Operation::PassThrough,
+            reading_body: false,
         }
     }
 
@@ -381,7 +385,10 @@ impl HttpContext for PipelineStream {
         self.facts.path = host::request_header(":path")
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_default();
-        if !root.route.routes.is_empty() {
+        if !root.route.routes.is_empty()
+            || self.stages.cache.is_some()
+            || self.stages.budget.is_some()
+        {
             self.facts.route = host::property_text(&host_property::ROUTE_NAME);
         }
         if self.stages.budget.is_some() || self.stages.cache.is_some() {
@@ -393,7 +400,7 @@ impl HttpContext for PipelineStream {
             Ok(operation) => operation,
             Err(reply) => return self.respond(&reply, Answerer::Gateway),
         };
-        self.operation = operation.clone();
+        self.operation = operation;
         if let Some(action) = self.run_request_headers() {
             return action;
         }
@@ -419,10 +426,14 @@ impl HttpContext for PipelineStream {
                 return Action::Continue; // too big to read for facts: let it pass unread
             }
         }
+        self.reading_body = true;
         Action::Pause
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.reading_body {
+            return Action::Continue;
+        }
         if self.answered || self.pending.is_some() {
             return Action::Pause;
         }
@@ -437,6 +448,9 @@ impl HttpContext for PipelineStream {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if !self.reading_body {
+            return Action::Continue;
+        }
         if self.answered || self.pending.is_some() {
             return Action::Pause;
         }

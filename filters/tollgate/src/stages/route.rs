@@ -11,24 +11,27 @@ use tollgate_core::config::RouterConfig;
 use tollgate_core::errors::{GatewayError, OpenAiError, OpenAiErrorBody};
 use tollgate_core::facts::RequestFacts;
 use tollgate_core::names::property;
+use tollgate_core::operations;
 use tollgate_core::request::{backend_for_model, inspect_chat_request, RequestSummary};
 use tollgate_core::stage::LocalReply;
 
 /// What the route stage made of the request headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// A chat completion: read the body, route, translate.
     Chat,
-    /// Not ours to look at (no body, MCP and plain routes): untouched, not buffered.
+    /// Not ours to look at (MCP and plain routes, opted-in operations): untouched, not
+    /// buffered unless a stage asks for the body.
     PassThrough,
 }
 
-/// The headers phase: removes what only the gateway may set, and says what the request is
-/// (or answers it: refused operations, `GET …/models`). With `routing` off (a capability
-/// loaded alone) nothing is refused and the body is read only for facts.
+/// The headers phase: removes what only the gateway may set, and decides what the request is
+/// (`tollgate_core::operations`), answering it when the gateway must: refused operations
+/// (404/405), `GET …/models`. With `routing` off (a capability loaded alone) nothing is
+/// refused and the body is read only for facts.
 pub fn on_request_headers(
     config: &RouterConfig,
-    _facts: &RequestFacts,
+    facts: &RequestFacts,
     end_of_stream: bool,
     routing: bool,
 ) -> Result<Operation, LocalReply> {
@@ -41,10 +44,20 @@ pub fn on_request_headers(
     }
     // The backend is the router's choice, never the client's.
     host::set_request_header(&config.backend_header, None);
-    if end_of_stream {
-        return Ok(Operation::PassThrough); // no body: nothing to route on
+    match operations::decide(config, facts.route.as_deref(), &facts.method, &facts.path) {
+        operations::Operation::Chat if end_of_stream => Err(error_reply(&GatewayError::invalid(
+            "The request has no body: a chat completion needs a JSON body with 'messages'.",
+            None,
+        ))),
+        operations::Operation::Chat => Ok(Operation::Chat),
+        operations::Operation::PassThrough => Ok(Operation::PassThrough),
+        operations::Operation::ListModels(body) => Err(LocalReply::json(200, body)),
+        operations::Operation::Refuse(error) => Err(error_reply(&error)),
     }
-    Ok(Operation::Chat)
+}
+
+fn error_reply(error: &GatewayError) -> LocalReply {
+    LocalReply::json(error.status(), error.to_openai().to_bytes())
 }
 
 /// The whole body is in: the one pass over it. Fills `facts`; replaces `body` when the

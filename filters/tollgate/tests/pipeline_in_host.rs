@@ -1,0 +1,226 @@
+//! The downstream pipeline (`root_id: tollgate`) of the built `tollgate.wasm` in the wasmtime
+//! host: which operations leave the gateway, what the gateway answers itself, what passes
+//! untouched, and the facts it hands the upstream adapter.
+
+use serde_json::Value as Json;
+use tollgate_host::{Host, Outcome, Value};
+
+/// A pipeline with an LLM route (two models), an MCP route and a plain proxy route.
+const CONFIG: &str = r#"{"route":{
+  "models":{"gpt-4o-mini":"fast-llm","cheap":"fast-llm"},
+  "routes":{
+    "llm-routes":{"kind":"llm","models":["cheap","gpt-4o-mini"]},
+    "embeddings":{"kind":"llm","models":["text-embedding-3-small"],"operations":["/embeddings"]},
+    "mcp-routes":{"kind":"mcp"},
+    "static-site":{"kind":"proxy"}
+  }}}"#;
+
+fn host() -> Host {
+    Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id("tollgate")
+        .root_id("tollgate")
+        .configuration(CONFIG.as_bytes())
+        .allow_on_headers_stop_iteration(true)
+        .build()
+        .unwrap()
+}
+
+/// What the client got, and whether anything reached the upstream.
+struct Seen {
+    status: Option<u16>,
+    body: Vec<u8>,
+    upstream_reached: bool,
+    upstream_body: Vec<u8>,
+}
+
+fn send(host: &Host, route: &str, method: &str, path: &str, body: Option<&str>) -> Seen {
+    let mut stream = host.stream();
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String(format!("{route}/0/0")),
+    );
+    let length = body.map_or(0, str::len).to_string();
+    let mut headers = vec![
+        (":method", method),
+        (":path", path),
+        (":authority", "gateway"),
+        (":scheme", "http"),
+        ("authorization", "Bearer sk-client-own-key"),
+    ];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+        headers.push(("content-length", &length));
+    }
+    let mut outcome = stream.send_request_headers(&headers, body.is_none());
+    if let (Outcome::Pause | Outcome::Continue, Some(body)) = (&outcome, body) {
+        outcome = stream.send_request_body(body.as_bytes(), true);
+    }
+    let (status, reply_body) = match &outcome {
+        Outcome::LocalReply(reply) => (Some(reply.status), reply.body.clone()),
+        _ => (None, Vec::new()),
+    };
+    let upstream = stream.upstream();
+    Seen {
+        status,
+        body: reply_body,
+        upstream_reached: upstream.headers.is_some(),
+        upstream_body: upstream.body,
+    }
+}
+
+const CHAT: &str = r#"{"model":"cheap","messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn only_known_operations_leave_the_gateway_and_refusals_are_openai_errors() {
+    let host = host();
+    // (route, method, path, body, status the gateway answers; None = forwarded)
+    let rows: [(&str, &str, &str, Option<&str>, Option<u16>); 12] = [
+        (
+            "llm-routes",
+            "POST",
+            "/v1/chat/completions",
+            Some(CHAT),
+            None,
+        ),
+        (
+            "llm-routes",
+            "POST",
+            "/openai/v1/chat/completions?x=1",
+            Some(CHAT),
+            None,
+        ),
+        ("llm-routes", "GET", "/openai/v1/files", None, Some(404)),
+        (
+            "llm-routes",
+            "DELETE",
+            "/anthropic/v1/files/abc",
+            None,
+            Some(404),
+        ),
+        ("llm-routes", "GET", "/v1/chat/completions", None, Some(405)),
+        (
+            "llm-routes",
+            "POST",
+            "/v1/embeddings",
+            Some(r#"{"input":"x"}"#),
+            Some(404),
+        ),
+        ("llm-routes", "POST", "/v1/batches", Some("{}"), Some(404)),
+        (
+            "embeddings",
+            "POST",
+            "/v1/embeddings",
+            Some(r#"{"input":"x"}"#),
+            None,
+        ),
+        (
+            "mcp-routes",
+            "POST",
+            "/mcp",
+            Some(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#),
+            None,
+        ),
+        ("mcp-routes", "DELETE", "/mcp", None, None),
+        ("static-site", "GET", "/index.html", None, None),
+        (
+            "no-such-route",
+            "POST",
+            "/v1/chat/completions",
+            Some(CHAT),
+            Some(404),
+        ),
+    ];
+    for (route, method, path, body, status) in rows {
+        let seen = send(&host, route, method, path, body);
+        let what = format!("{method} {path} on {route}");
+        assert_eq!(seen.status, status, "{what}");
+        match status {
+            None => assert!(seen.upstream_reached, "{what} should be forwarded"),
+            Some(_) => {
+                assert!(!seen.upstream_reached, "{what} reached the upstream");
+                let error: Json = serde_json::from_slice(&seen.body).unwrap();
+                assert!(
+                    error["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.is_empty()),
+                    "{what}: {error}"
+                );
+                assert!(error["error"]["type"].is_string(), "{what}: {error}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_gateway_lists_the_route_models_itself() {
+    let host = host();
+    let seen = send(&host, "llm-routes", "GET", "/v1/models", None);
+    assert_eq!(seen.status, Some(200));
+    assert!(!seen.upstream_reached);
+    let list: Json = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["cheap", "gpt-4o-mini"]);
+    let one = send(&host, "llm-routes", "GET", "/v1/models/cheap", None);
+    assert_eq!(one.status, Some(200));
+    let model: Json = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(model["id"], "cheap");
+    assert_eq!(
+        send(&host, "llm-routes", "GET", "/v1/models/gpt-9", None).status,
+        Some(404)
+    );
+}
+
+#[test]
+fn mcp_bodies_pass_byte_for_byte_without_chat_validation() {
+    let host = host();
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list-pods"}}"#;
+    let seen = send(&host, "mcp-routes", "POST", "/mcp", Some(body));
+    assert_eq!(seen.status, None, "{}", String::from_utf8_lossy(&seen.body));
+    assert_eq!(seen.upstream_body, body.as_bytes());
+}
+
+#[test]
+fn a_routed_chat_request_tells_the_adapter_its_facts() {
+    let host = host();
+    let mut stream = host.stream();
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String("llm-routes/0/0".into()),
+    );
+    let body = r#"{"model":"cheap","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let length = body.len().to_string();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gateway"),
+        (":scheme", "http"),
+        ("content-length", length.as_str()),
+        ("x-tollgate-backend", "spoofed"),
+    ];
+    assert_eq!(stream.send_request_headers(&headers, false), Outcome::Pause);
+    assert_eq!(
+        stream.send_request_body(body.as_bytes(), true),
+        Outcome::Continue
+    );
+    let upstream = stream.upstream();
+    let sent = upstream.headers.unwrap();
+    assert_eq!(sent.get("x-tollgate-backend").as_deref(), Some("fast-llm"));
+    let forwarded: Json = serde_json::from_slice(&upstream.body).unwrap();
+    assert_eq!(forwarded["stream_options"]["include_usage"], true);
+    assert_eq!(
+        sent.get("content-length").as_deref(),
+        Some(upstream.body.len().to_string().as_str())
+    );
+    let facts: Json =
+        serde_json::from_slice(&stream.filter_state("wasm.tollgate_request").unwrap()).unwrap();
+    assert_eq!(facts["model"], "cheap");
+    assert_eq!(facts["stream"], true);
+    assert_eq!(facts["backend"], "fast-llm");
+}
