@@ -85,3 +85,74 @@ impl Body for ChannelBody {
             .map(|next| next.map(|result| result.map(Frame::data)))
     }
 }
+
+/// The same body compressed with gzip, frame by frame (each frame flushed, so a stream stays a
+/// stream), ending with the gzip trailer. Must be called inside the mock's tokio runtime.
+pub(crate) fn gzip(mut body: ResponseBody) -> ResponseBody {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        while let Some(frame) = body.frame().await {
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue, // trailers: none in the mock's answers
+                },
+                Err(aborted) => {
+                    let _ = sender.send(Err(aborted)).await;
+                    return;
+                }
+            };
+            if encoder
+                .write_all(&data)
+                .and_then(|()| encoder.flush())
+                .is_err()
+            {
+                return;
+            }
+            let compressed = std::mem::take(encoder.get_mut());
+            if sender.send(Ok(Bytes::from(compressed))).await.is_err() {
+                return;
+            }
+        }
+        if let Ok(rest) = encoder.finish() {
+            let _ = sender.send(Ok(Bytes::from(rest))).await;
+        }
+    });
+    ChannelBody { receiver }.boxed()
+}
+
+/// Whether an `accept-encoding` value accepts gzip (`gzip` or `*`, without `q=0`).
+pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn gzip_is_accepted_only_when_the_client_says_so() {
+        for (header, accepted) in [
+            ("gzip", true),
+            ("deflate, gzip;q=0.5", true),
+            ("*", true),
+            ("identity", false),
+            ("gzip;q=0", false),
+            ("br", false),
+            ("", false),
+        ] {
+            assert_eq!(accepts_gzip(header), accepted, "{header:?}");
+        }
+    }
+}

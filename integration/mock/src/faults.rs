@@ -19,7 +19,7 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 /// Faults applied to every request a mock receives (its provider endpoints, not `/__mock/`).
 ///
 /// JSON form (for `POST /__mock/faults`), every field optional:
-/// `{"status":503,"retry_after_secs":2,"latency_ms":100,"chunk_delay_ms":20,"reset_after_chunks":3,"reset_before_headers":false,"fail_first":2}`.
+/// `{"status":503,"retry_after_secs":2,"latency_ms":100,"chunk_delay_ms":20,"reset_after_chunks":3,"reset_before_headers":false,"fail_first":2,"gzip":true,"gzip_regardless":false}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceFaults {
@@ -47,6 +47,12 @@ pub struct InstanceFaults {
     /// set those N requests fail with 503. Later requests succeed. Latency and chunk delay
     /// always apply.
     pub fail_first: u32,
+    /// Compress every answer (errors included, streams frame by frame) with gzip when the
+    /// request's `accept-encoding` allows it, as real providers do.
+    pub gzip: bool,
+    /// Compress with gzip whatever the request's `accept-encoding` says (a provider, or a proxy
+    /// in front of it, that ignores `identity`).
+    pub gzip_regardless: bool,
 }
 
 impl InstanceFaults {
@@ -78,6 +84,8 @@ pub(crate) struct RequestFaults {
     chunk_delay_ms: Option<u64>,
     reset_after_chunks: Option<u32>,
     reset_before_headers: Option<bool>,
+    gzip: Option<bool>,
+    gzip_regardless: Option<bool>,
 }
 
 impl RequestFaults {
@@ -104,10 +112,13 @@ impl RequestFaults {
                 "reset-before-headers" => {
                     faults.reset_before_headers = Some(parse_flag(key, value)?)
                 }
+                "gzip" => faults.gzip = Some(parse_flag(key, value)?),
+                "gzip-regardless" => faults.gzip_regardless = Some(parse_flag(key, value)?),
                 _ => {
                     return Err(MockError::InvalidFault(format!(
                         "unknown key `{key}` (expected status, retry-after, latency-ms, \
-                         chunk-delay-ms, reset-after-chunks or reset-before-headers)"
+                         chunk-delay-ms, reset-after-chunks, reset-before-headers, gzip or \
+                         gzip-regardless)"
                     )))
                 }
             }
@@ -144,6 +155,10 @@ pub(crate) struct Plan {
     pub reset_after_chunks: Option<u32>,
     /// Abort without any response.
     pub reset_before_headers: bool,
+    /// Gzip the answer if the request accepts it.
+    pub gzip: bool,
+    /// Gzip the answer whatever the request accepts.
+    pub gzip_regardless: bool,
 }
 
 impl Plan {
@@ -184,6 +199,8 @@ impl Plan {
             ),
             reset_after_chunks: request.reset_after_chunks.or(instance_reset),
             reset_before_headers: request.reset_before_headers.unwrap_or(instance_abort),
+            gzip: request.gzip.unwrap_or(instance.gzip),
+            gzip_regardless: request.gzip_regardless.unwrap_or(instance.gzip_regardless),
         }
     }
 }
@@ -196,7 +213,7 @@ mod tests {
     fn header_with_every_key_is_parsed() {
         let faults = RequestFaults::parse(
             "status=429; retry-after=2;latency-ms=200;chunk-delay-ms=50;reset-after-chunks=2;\
-             reset-before-headers=1",
+             reset-before-headers=1;gzip=1;gzip-regardless=0",
         )
         .unwrap();
         assert_eq!(
@@ -208,6 +225,8 @@ mod tests {
                 chunk_delay_ms: Some(50),
                 reset_after_chunks: Some(2),
                 reset_before_headers: Some(true),
+                gzip: Some(true),
+                gzip_regardless: Some(false),
             }
         );
     }

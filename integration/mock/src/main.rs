@@ -25,13 +25,15 @@ until SIGINT or SIGTERM. Options apply to the mock named just before them:
                             every request, or only the first N with --fail-first N
   --fail-first N            apply --status and the resets to the first N requests only
                             (with none of them, fail those N with 503)
+  --gzip                    gzip answers when the request's accept-encoding allows it
+  --gzip-regardless         gzip answers whatever the request's accept-encoding says
   --retry-after SECS        Retry-After on injected errors (429 always has one, default 1)
   --latency-ms MS           wait before answering
   --chunk-delay-ms MS       wait between stream chunks
 
 Every mock also serves GET /__mock/health, GET /__mock/received, GET|POST /__mock/faults and
 POST /__mock/reset. Per-request faults: header x-mock-fault: status=429;retry-after=2 (also
-latency-ms, chunk-delay-ms, reset-after-chunks, reset-before-headers).
+latency-ms, chunk-delay-ms, reset-after-chunks, reset-before-headers, gzip, gzip-regardless).
 
 Example:
   tollgate-mock --openai 127.0.0.1:18001 --api-key-env OPENAI_KEY \\
@@ -139,6 +141,8 @@ fn parse_args(
             "--chunk-delay-ms" => faults.chunk_delay_ms = number(flag, value()?)?,
             "--reset-after-chunks" => faults.reset_after_chunks = Some(number(flag, value()?)?),
             "--reset-before-headers" => faults.reset_before_headers = true,
+            "--gzip" => faults.gzip = true,
+            "--gzip-regardless" => faults.gzip_regardless = true,
             _ => return Err(format!("unknown option {flag}")),
         }
         faults

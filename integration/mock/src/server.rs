@@ -337,7 +337,28 @@ async fn handle(
             providers::respond(state.kind, &exchange, &plan)
         }
     };
+    let accepts = parts
+        .headers
+        .get(hyper::header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(crate::body::accepts_gzip);
+    let response = if plan.gzip_regardless || (plan.gzip && accepts) {
+        compressed(response)
+    } else {
+        response
+    };
     Ok(with_mock_headers(response, state, seq))
+}
+
+/// The answer gzip-compressed: `content-encoding: gzip`, no `content-length`.
+fn compressed(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        hyper::header::CONTENT_ENCODING,
+        HeaderValue::from_static("gzip"),
+    );
+    Response::from_parts(parts, crate::body::gzip(body))
 }
 
 fn record(state: &MockState, parts: &hyper::http::request::Parts, body: Bytes) {

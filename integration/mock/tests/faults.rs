@@ -495,3 +495,78 @@ fn invalid_instance_faults_are_refused() {
     assert!(result.is_err());
     assert_eq!(mock.faults(), InstanceFaults::default());
 }
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn gzip_compresses_answers_only_for_clients_that_accept_it_unless_forced() {
+    let compressing = mock_with(
+        Kind::Anthropic,
+        InstanceFaults {
+            gzip: true,
+            ..InstanceFaults::default()
+        },
+    );
+    let plain = chat(Kind::Anthropic, false)
+        .send(compressing.addr())
+        .unwrap();
+    assert_eq!(plain.status, 200);
+    assert!(plain.headers.get("content-encoding").is_none());
+    let expected: Value = serde_json::from_slice(&plain.body()).unwrap();
+
+    let gzipped = chat(Kind::Anthropic, false)
+        .header("accept-encoding", "gzip, deflate")
+        .send(compressing.addr())
+        .unwrap();
+    assert_eq!(gzipped.headers.get("content-encoding").unwrap(), "gzip");
+    assert!(gzipped.headers.get("content-length").is_none());
+    let decoded: Value = serde_json::from_slice(&gunzip(&gzipped.body())).unwrap();
+    assert_eq!(decoded["content"], expected["content"]);
+
+    // `identity` is ignored by a provider forced to compress.
+    let forced = chat(Kind::Anthropic, false)
+        .header("accept-encoding", "identity")
+        .header("x-mock-fault", "gzip-regardless=1")
+        .send(compressing.addr())
+        .unwrap();
+    assert_eq!(forced.headers.get("content-encoding").unwrap(), "gzip");
+    assert!(serde_json::from_slice::<Value>(&gunzip(&forced.body())).is_ok());
+}
+
+#[test]
+fn gzipped_streams_and_errors_stay_streams_and_errors() {
+    let server = mock(Kind::Gemini);
+    let stream = chat(Kind::Gemini, true)
+        .header("accept-encoding", "gzip")
+        .header("x-mock-fault", "gzip=1;chunk-delay-ms=20")
+        .send(server.addr())
+        .unwrap();
+    assert_eq!(stream.headers.get("content-encoding").unwrap(), "gzip");
+    assert!(
+        stream.frames.len() > 3,
+        "flushed frame by frame: {}",
+        stream.frames.len()
+    );
+    let text = String::from_utf8(gunzip(&stream.body())).unwrap();
+    assert_eq!(
+        text.matches("data: ").count(),
+        full_stream_events(Kind::Gemini),
+        "{text}"
+    );
+
+    let error = chat(Kind::Gemini, false)
+        .header("accept-encoding", "gzip")
+        .header("x-mock-fault", "gzip=1;status=429")
+        .send(server.addr())
+        .unwrap();
+    assert_eq!(error.status, 429);
+    let body: Value = serde_json::from_slice(&gunzip(&error.body())).unwrap();
+    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+}
