@@ -53,7 +53,7 @@ fn each_policy_reaches_only_the_routes_of_its_httproute() {
                 assert_eq!(jwt["requirement_name"], "require-jwt", "{name}");
                 assert!(keys.is_null(), "{name}");
             }
-            "with-keys" => {
+            "with-keys" | "mcp" => {
                 assert!(jwt.is_null(), "{name}");
                 assert_eq!(
                     keys["credentials"],
