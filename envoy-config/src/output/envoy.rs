@@ -265,7 +265,7 @@ pub fn bootstrap(plan: &Plan, options: &OutputOptions) -> Value {
             "listeners": listeners,
             "clusters": clusters,
         },
-        "stats_config": stats_config(),
+        "stats_config": stats_config(plan.metrics.naming),
     });
     let mut overload = plan
         .memory_limit_bytes
@@ -312,6 +312,10 @@ pub fn wasm_filter(
                 // The filters pause on request headers to read the body; without this Envoy
                 // never resumes them.
                 "allow_on_headers_stop_iteration": true,
+                // A trap costs the requests until Envoy reloads the VM, not the worker for good
+                // (FAIL_CLOSED) nor a request let through unfiltered (FAIL_OPEN): measured in
+                // integration/host/tests/differential.rs.
+                "failure_policy": "FAIL_RELOAD",
             },
         },
     });
@@ -341,6 +345,11 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
         hcm["local_reply_config"] = auth_local_replies();
     }
     hcm["http_filters"] = json!(http_filters);
+    if let Some(log) = super::metrics_section::access_log(
+        super::metrics_section::section(plan).as_ref(),
+    ) {
+        hcm["access_log"] = log;
+    }
     json!({
         "name": "tollgate",
         "address": socket_address(&options.listen_address, options.listen_port),
@@ -991,22 +1000,40 @@ fn http_protocol_options(backend: &BackendPlan, plan: &Plan, options: &OutputOpt
     protocol
 }
 
-/// Stats tags that turn the dotted parts of wasm metric names into Prometheus labels, and
-/// token-sized histogram buckets for the token histograms.
-fn stats_config() -> Value {
-    let tags: Vec<Value> = METRIC_TAGS
+/// Stats tags that turn wasm metric names into Prometheus labels, and histogram buckets.
+///
+/// The metrics stage encodes its labels Istio's way (`provider=.=openai;.;model=.=gpt-4.1;.;name`,
+/// `tollgate_core::names::metric`): one `[.;](label=\.=(.*?);\.;)` regex per label of the
+/// naming in use, in label order. Other stages' counters use the dotted style
+/// (`name.result.hit`): [`METRIC_TAGS`] not already labels of the naming keep their
+/// `.tag.value` regexes (a tag name may appear only once in stats_tags).
+/// Histogram buckets: one entry per histogram of the naming, matched on the name's suffix.
+pub fn stats_config(naming: tollgate_core::config::metrics::MetricNaming) -> Value {
+    use tollgate_core::names::metric;
+    let names = naming.table();
+    let mut labels: Vec<&str> = metric::TAGS.iter().map(|t| names.tag_name(*t)).collect();
+    let mut tags: Vec<Value> = labels
         .iter()
-        .map(
-            |tag| json!({"tag_name": tag, "regex": format!(r"^wasmcustom\..*?(\.{tag}\.([^.]+))")}),
-        )
+        .map(|label| json!({"tag_name": label, "regex": metric::tag_regex(label)}))
+        .collect();
+    for tag in METRIC_TAGS {
+        if !labels.contains(&tag) {
+            labels.push(tag);
+            tags.push(
+                json!({"tag_name": tag, "regex": format!(r"^wasmcustom\..*?(\.{tag}\.([^.]+))")}),
+            );
+        }
+    }
+    let buckets: Vec<Value> = names
+        .defs
+        .iter()
+        .filter(|d| d.kind == metric::Kind::Histogram)
+        .map(|d| json!({"match": {"suffix": d.name}, "buckets": d.buckets}))
         .collect();
     json!({
         "use_all_default_tags": true,
         "stats_tags": tags,
-        "histogram_bucket_settings": [{
-            "match": {"prefix": "wasmcustom.agentgateway_llm_tokens"},
-            "buckets": [1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 50000, 100000, 200000],
-        }],
+        "histogram_bucket_settings": buckets,
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::fixture_wasm;
 use tollgate_e2e::{free_port, http, Envoy};
-use tollgate_host::{Host, Outcome, Value};
+use tollgate_host::{FailurePolicy, Host, Outcome, Value};
 
 /// What the client observed, plus what the upstream echoed back about the request it received.
 #[derive(Debug, Default)]
@@ -117,18 +117,20 @@ struct HostProxy {
 }
 
 impl HostProxy {
-    fn new() -> Self {
+    fn new(policy: FailurePolicy, workers: usize) -> Self {
         let host = Host::builder()
             .module(fixture_wasm())
             .vm_id("fixture")
             .root_id("fixture")
             .configuration("greeting=hi")
             .allow_on_headers_stop_iteration(true)
+            .failure_policy(policy)
             .module(fixture_wasm())
             .vm_id("fixture")
             .root_id("reader")
             .allow_on_headers_stop_iteration(true)
-            .workers(2)
+            .failure_policy(policy)
+            .workers(workers)
             .cluster("fixture_upstream")
             .cluster("echo")
             .stats_tag("code", r"(\.code\.([^.]+))")
@@ -227,7 +229,7 @@ struct EnvoyProxy {
     port: u16,
 }
 
-fn wasm_filter(root_id: &str, configuration: &str) -> String {
+fn wasm_filter(root_id: &str, configuration: &str, failure_policy: &str) -> String {
     format!(
         r#"
           - name: envoy.filters.http.wasm
@@ -237,7 +239,7 @@ fn wasm_filter(root_id: &str, configuration: &str) -> String {
                 name: fixture-{root_id}
                 root_id: {root_id}
                 allow_on_headers_stop_iteration: true
-                failure_policy: FAIL_CLOSED
+                failure_policy: {failure_policy}
                 vm_config:
                   vm_id: fixture
                   runtime: envoy.wasm.runtime.v8
@@ -265,11 +267,11 @@ fn cluster(name: &str, port: u16) -> String {
 }
 
 impl EnvoyProxy {
-    fn start(echo_port: u16) -> Self {
+    fn start(echo_port: u16, failure_policy: &str) -> Self {
         let port = free_port();
         let filters = [
-            wasm_filter("fixture", "greeting=hi"),
-            wasm_filter("reader", ""),
+            wasm_filter("fixture", "greeting=hi", failure_policy),
+            wasm_filter("reader", "", failure_policy),
         ]
         .concat();
         let yaml = format!(
@@ -482,8 +484,60 @@ fn scenarios(proxy: &mut dyn Proxy, side: &str) {
 #[test]
 fn the_host_and_envoy_agree_on_every_fixture_scenario() {
     let echo_port = spawn_echo();
-    let mut host = HostProxy::new();
+    let mut host = HostProxy::new(FailurePolicy::FailClosed, 2);
     scenarios(&mut host, "host");
-    let mut envoy = EnvoyProxy::start(echo_port);
+    let mut envoy = EnvoyProxy::start(echo_port, "FAIL_CLOSED");
     scenarios(&mut envoy, "envoy");
+}
+
+/// What a panic costs under each failure policy, in the host and in Envoy 1.40: FAIL_CLOSED
+/// answers 503 for that worker's every later request, for good; FAIL_RELOAD answers 503 until
+/// Envoy has reloaded the VM (its ReloadConfig backoff: 1 s base by default; the host reloads
+/// at once) and then serves requests again. The generator uses FAIL_RELOAD.
+#[test]
+fn after_a_panic_fail_reload_serves_again_and_fail_closed_never_does() {
+    let echo_port = spawn_echo();
+    let mut sides: Vec<(Box<dyn Proxy>, &str, bool)> = vec![
+        // One worker, as the Envoy side (`--concurrency 1`): the failed VM serves every request.
+        (
+            Box::new(HostProxy::new(FailurePolicy::FailReload, 1)),
+            "host FAIL_RELOAD",
+            true,
+        ),
+        (
+            Box::new(HostProxy::new(FailurePolicy::FailClosed, 1)),
+            "host FAIL_CLOSED",
+            false,
+        ),
+        (
+            Box::new(EnvoyProxy::start(echo_port, "FAIL_RELOAD")),
+            "envoy FAIL_RELOAD",
+            true,
+        ),
+        (
+            Box::new(EnvoyProxy::start(echo_port, "FAIL_CLOSED")),
+            "envoy FAIL_CLOSED",
+            false,
+        ),
+    ];
+    for (proxy, side, reloads) in sides.iter_mut() {
+        assert_eq!(proxy.send("plain", "").status, 200, "{side}");
+        let panicked = proxy.send("panic", "");
+        assert_eq!(panicked.status, 503, "{side}: {panicked:?}");
+        // Poll for a served request, with a deadline well past Envoy's 1 s reload backoff.
+        let started = Instant::now();
+        let mut served = false;
+        while started.elapsed() < Duration::from_secs(3) {
+            if proxy.send("plain", "").status == 200 {
+                served = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "{side}: served again: {served} after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(served, *reloads, "{side}");
+    }
 }
