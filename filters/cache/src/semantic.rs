@@ -166,11 +166,13 @@ pub fn validate(policy: &SemanticCachePolicy) -> Result<(), String> {
             policy.similarity_threshold
         ));
     }
-    if policy.cluster.is_empty() {
-        return Err("semantic.cluster: empty".into());
-    }
-    if policy.authority.is_empty() {
-        return Err("semantic.authority: empty".into());
+    for (field, value) in [
+        ("cluster", &policy.cluster),
+        ("authority", &policy.authority),
+    ] {
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(format!("semantic.{field}: expected a name, got {value:?}"));
+        }
     }
     if policy.timeout_ms == 0 {
         return Err("semantic.timeout_ms: must be positive".into());
@@ -315,6 +317,40 @@ pub fn store_callout(
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
     callout(policy, STORE_PATH, body, STORE_TIMEOUT_MS)
+}
+
+/// A store call as one shared-queue item: `cluster`, `authority` and the body, separated by
+/// newlines (the two names cannot hold one: [`validate`] refuses it). Streams enqueue it; a root
+/// context, which outlives any stream, sends it.
+pub fn encode_store_item(callout: &Callout) -> Vec<u8> {
+    let mut item = Vec::with_capacity(
+        callout.cluster.len() + callout.authority.len() + 2 + callout.body.len(),
+    );
+    item.extend_from_slice(callout.cluster.as_bytes());
+    item.push(b'\n');
+    item.extend_from_slice(callout.authority.as_bytes());
+    item.push(b'\n');
+    item.extend_from_slice(&callout.body);
+    item
+}
+
+/// The store call of a queue item; `None` for bytes [`encode_store_item`] did not write.
+pub fn decode_store_item(item: &[u8]) -> Option<Callout> {
+    let mut parts = item.splitn(3, |&b| b == b'\n');
+    let cluster = std::str::from_utf8(parts.next()?).ok()?;
+    let authority = std::str::from_utf8(parts.next()?).ok()?;
+    let body = parts.next()?;
+    if cluster.is_empty() || authority.is_empty() {
+        return None;
+    }
+    Some(Callout {
+        cluster: cluster.to_string(),
+        method: "POST".into(),
+        path: STORE_PATH.into(),
+        authority: authority.to_string(),
+        body: body.to_vec(),
+        timeout_ms: STORE_TIMEOUT_MS,
+    })
 }
 
 /// What the lookup's answer means; `status` 0 is a call that failed or timed out.
@@ -702,6 +738,32 @@ mod tests {
     }
 
     #[test]
+    fn a_store_call_survives_the_queue_whole() {
+        let query = q(&chat("", r#"{"role":"user","content":"Say hello"}"#));
+        let answer = StoredAnswer {
+            status: 200,
+            content_type: "application/json".into(),
+            body: "{\n\"id\":\"1\"}\n".into(),
+        };
+        let call = store_callout(&policy(), &query, &answer);
+        assert_eq!(decode_store_item(&encode_store_item(&call)), Some(call));
+        for bad in [
+            &b""[..],
+            b"cluster-only",
+            b"\nauthority\n{}",
+            b"c\n\n{}",
+            b"\xff\na\n{}",
+        ] {
+            assert_eq!(
+                decode_store_item(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn bad_policies_are_refused_with_the_field() {
         assert_eq!(validate(&policy()), Ok(()));
         let cases = [
@@ -732,6 +794,13 @@ mod tests {
                     ..policy()
                 },
                 "authority",
+            ),
+            (
+                SemanticCachePolicy {
+                    cluster: "a\nb".into(),
+                    ..policy()
+                },
+                "cluster",
             ),
             (
                 SemanticCachePolicy {

@@ -1,0 +1,323 @@
+//! The semantic cache's glue, called by the cache stage: after the exact-key lookup misses, a
+//! callout to the semantic-cache service (`services/semantic-cache/PROTOCOL.md`); a hit answers
+//! locally, anything else lets the request go on (fail open: the lookup waits at most the
+//! policy's `timeout_ms`, and a counter counts the failures). After a complete 200 from the
+//! provider, the answer goes to the service to store, fire and forget.
+//!
+//! The store leaves from `on_done` (Envoy's `on_log`), the first moment the answer is known to
+//! be complete. A call a stream context makes there is cancelled when Envoy destroys the
+//! stream, right after (measured on Envoy 1.40: `docs/envoy-facts.md`, "HTTP calls from
+//! on_log"). So the stream puts the call in a shared queue and the plugin's root context,
+//! which lives as long as the plugin, sends it when the queue says it is ready.
+
+use crate::host::{self, MetricType};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use tollgate_cache::semantic::{self, Identity, Lookup, Query, Skip};
+use tollgate_core::config::cache::SemanticCachePolicy;
+use tollgate_core::config::CacheConfig;
+use tollgate_core::facts::{RequestFacts, ResponseFacts};
+use tollgate_core::names::semantic_cache as names;
+use tollgate_core::stage::Step;
+
+thread_local! {
+    /// This VM's store queue, once a root context with a semantic policy registered it.
+    static STORE_QUEUE: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Counter ids (`None`: the host refused to define it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    lookups: Option<u32>,
+    hits: Option<u32>,
+    stores: Option<u32>,
+    failures: Option<u32>,
+    bypasses: Option<u32>,
+}
+
+fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        host::increment_metric(id, 1);
+    }
+}
+
+/// Per-VM state of the semantic cache: the policies, the counters (the store queue is
+/// registered when it is made).
+#[derive(Debug, Clone)]
+pub struct SemanticRoot {
+    counters: Counters,
+    /// The policy of LLM routes `routes` does not list.
+    default: Option<Rc<SemanticCachePolicy>>,
+    /// Every route the cache section lists, with its policy (`None`: no semantic cache).
+    routes: BTreeMap<String, Option<Rc<SemanticCachePolicy>>>,
+}
+
+impl SemanticRoot {
+    /// From the cache section (in the root context's `on_configure`): `None` when no route has
+    /// a semantic cache; an error names the bad field.
+    pub fn new(config: &CacheConfig) -> Result<Option<Self>, String> {
+        if let Some(policy) = &config.semantic {
+            semantic::validate(policy)?;
+        }
+        let mut routes = BTreeMap::new();
+        for (route, policies) in &config.routes {
+            if let Some(policy) = &policies.semantic {
+                semantic::validate(policy).map_err(|e| format!("routes.{route}.{e}"))?;
+            }
+            routes.insert(route.clone(), policies.semantic.clone().map(Rc::new));
+        }
+        if config.semantic.is_none() && routes.values().all(Option::is_none) {
+            return Ok(None);
+        }
+        // The last root to register consumes the queue (one per Envoy, shared by the workers).
+        match proxy_wasm::hostcalls::register_shared_queue(names::STORE_QUEUE) {
+            Ok(id) => STORE_QUEUE.with(|q| q.set(Some(id))),
+            Err(status) => log::warn!("tollgate: semantic store queue not registered: {status:?}"),
+        }
+        let counter = |name| host::define_metric(MetricType::Counter, name);
+        Ok(Some(Self {
+            counters: Counters {
+                lookups: counter(names::LOOKUPS),
+                hits: counter(names::HITS),
+                stores: counter(names::STORES),
+                failures: counter(names::FAILURES),
+                bypasses: counter(names::BYPASSES),
+            },
+            default: config.semantic.clone().map(Rc::new),
+            routes,
+        }))
+    }
+}
+
+/// A root context's `on_queue_ready`: sends every queued store (from the root context, so
+/// the calls outlive the streams that asked for them). False when the queue is not ours.
+pub fn on_queue_ready(queue_id: u32) -> bool {
+    if STORE_QUEUE.with(Cell::get) != Some(queue_id) {
+        return false;
+    }
+    while let Ok(Some(item)) = proxy_wasm::hostcalls::dequeue_shared_queue(queue_id) {
+        match semantic::decode_store_item(&item) {
+            Some(callout) => {
+                if let Err(status) = host::dispatch_callout(&callout) {
+                    log::warn!("tollgate: semantic cache store not sent: {status:?}");
+                }
+            }
+            None => log::warn!("tollgate: semantic store queue: unreadable item dropped"),
+        }
+    }
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing asked yet.
+    Idle,
+    /// The lookup call is out.
+    Looking,
+    /// The lookup missed (or `no-cache`): keep the answer to store it.
+    Collecting,
+    /// Nothing more to do for this request.
+    Done,
+}
+
+/// Whether a `Cache-Control` value holds a directive.
+fn has_directive(value: &str, directive: &str) -> bool {
+    value
+        .split(',')
+        .any(|d| d.trim().eq_ignore_ascii_case(directive))
+}
+
+/// One request's part of the semantic cache.
+#[derive(Debug)]
+pub struct SemanticRequest {
+    policy: Option<Rc<SemanticCachePolicy>>,
+    counters: Counters,
+    state: State,
+    authorization: Option<String>,
+    no_cache: bool,
+    no_store: bool,
+    query: Option<Query>,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    too_big: bool,
+}
+
+impl SemanticRequest {
+    /// The request's part on a route (Envoy's route name; `None` root: no semantic cache).
+    pub fn for_route(root: Option<&SemanticRoot>, route: Option<&str>) -> Self {
+        let httproute = route.map(|r| r.split('/').next().unwrap_or(r));
+        // A listed route has its own policy (or none); an unlisted one the default.
+        let policy = root.and_then(|root| match httproute.and_then(|r| root.routes.get(r)) {
+            Some(listed) => listed.clone(),
+            None => root.default.clone(),
+        });
+        Self {
+            policy,
+            counters: root.map(|r| r.counters).unwrap_or_default(),
+            state: State::Idle,
+            authorization: None,
+            no_cache: false,
+            no_store: false,
+            query: None,
+            content_type: None,
+            body: Vec::new(),
+            too_big: false,
+        }
+    }
+
+    /// Whether the route has a semantic cache (the request body is then needed).
+    pub fn enabled(&self) -> bool {
+        self.policy.is_some()
+    }
+
+    /// Request headers: the caller's credentials (hashed into the scope, never sent) and the
+    /// client's `Cache-Control`.
+    pub fn on_request_headers(&mut self) {
+        if self.policy.is_none() {
+            return;
+        }
+        self.authorization = host::request_header_text("authorization");
+        if let Some(value) = host::request_header_text("cache-control") {
+            self.no_cache = has_directive(&value, "no-cache");
+            self.no_store = has_directive(&value, "no-store");
+        }
+    }
+
+    /// After the exact-key lookup missed (or found nothing to look up): the lookup callout,
+    /// or Continue when this request is not looked up.
+    pub fn lookup(&mut self, facts: &RequestFacts, body: &[u8]) -> Step {
+        let Some(policy) = &self.policy else {
+            return Step::Continue;
+        };
+        if self.state != State::Idle {
+            return Step::Continue;
+        }
+        let identity = Identity {
+            authorization: self.authorization.as_deref(),
+            jwt_subject: facts.caller.jwt_subject.as_deref(),
+            client_key: facts.caller.client_key.as_deref(),
+        };
+        let query = match semantic::query(facts, &identity, body) {
+            Ok(query) => query,
+            Err(skip) => {
+                self.bypass(skip);
+                return Step::Continue;
+            }
+        };
+        if self.no_cache {
+            // The client wants a fresh answer: no lookup, but the fresh answer may be stored.
+            increment(self.counters.bypasses);
+            self.query = Some(query);
+            self.state = State::Collecting;
+            return Step::Continue;
+        }
+        let callout = semantic::lookup_callout(policy, &query);
+        self.query = Some(query);
+        self.state = State::Looking;
+        Step::Callout(callout)
+    }
+
+    fn bypass(&mut self, skip: Skip) {
+        log::debug!("tollgate: semantic cache bypassed: {}", skip.as_str());
+        increment(self.counters.bypasses);
+        self.state = State::Done;
+    }
+
+    /// Whether the pending callout is this part's lookup.
+    pub fn awaits_callout(&self) -> bool {
+        self.state == State::Looking
+    }
+
+    /// The lookup's answer (`status` 0: failed or timed out): a hit answers, else Continue.
+    pub fn on_callout_response(&mut self, status: u16, body: &[u8]) -> Step {
+        if self.state != State::Looking {
+            return Step::Continue;
+        }
+        match semantic::read_lookup(status, body) {
+            Lookup::Hit {
+                answer,
+                similarity,
+                age_s,
+            } => {
+                increment(self.counters.lookups);
+                increment(self.counters.hits);
+                self.state = State::Done;
+                Step::Respond(semantic::hit_reply(&answer, similarity, age_s))
+            }
+            Lookup::Miss => {
+                increment(self.counters.lookups);
+                self.state = State::Collecting;
+                Step::Continue
+            }
+            Lookup::Failed(failure) => {
+                log::warn!(
+                    "tollgate: semantic cache lookup failed ({failure:?}); going on without it"
+                );
+                increment(self.counters.failures);
+                self.state = State::Done;
+                Step::Continue
+            }
+        }
+    }
+
+    /// Whether the answer's body is needed (a miss whose answer may be stored).
+    pub fn wants_response_body(&self) -> bool {
+        self.state == State::Collecting && !self.no_store && !self.too_big
+    }
+
+    /// Response headers: the content type to store with the answer.
+    pub fn on_response_headers(&mut self, response: &ResponseFacts) {
+        if !self.wants_response_body() {
+            return;
+        }
+        if response.status != 200 {
+            self.state = State::Done;
+            return;
+        }
+        self.content_type =
+            host::response_header("content-type").and_then(|v| String::from_utf8(v).ok());
+    }
+
+    /// A chunk of the answer (JSON: the whole body once).
+    pub fn on_response_body(&mut self, chunk: &[u8]) {
+        if !self.wants_response_body() {
+            return;
+        }
+        let limit = self.policy.as_ref().map_or(0, |p| {
+            usize::try_from(p.max_entry_bytes).unwrap_or(usize::MAX)
+        });
+        if self.body.len().saturating_add(chunk.len()) > limit {
+            self.too_big = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(chunk);
+    }
+
+    /// The stream is over: a complete 200 from the provider after a miss goes to the store
+    /// queue.
+    pub fn on_done(&mut self, response: &ResponseFacts) {
+        if !self.wants_response_body() {
+            return;
+        }
+        self.state = State::Done;
+        let (Some(policy), Some(query)) = (&self.policy, &self.query) else {
+            return;
+        };
+        let Some(answer) =
+            semantic::storable(policy, response, self.content_type.as_deref(), &self.body)
+        else {
+            return;
+        };
+        let callout = semantic::store_callout(policy, query, &answer);
+        let Some(queue) = STORE_QUEUE.with(Cell::get) else {
+            return;
+        };
+        let item = semantic::encode_store_item(&callout);
+        match proxy_wasm::hostcalls::enqueue_shared_queue(queue, Some(&item)) {
+            Ok(()) => increment(self.counters.stores),
+            Err(status) => log::warn!("tollgate: semantic cache store not queued: {status:?}"),
+        }
+    }
+}
