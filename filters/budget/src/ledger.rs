@@ -2,7 +2,7 @@
 //! one Envoy, updated with compare-and-swap retry loops so no update is lost.
 //!
 //! **Bounded key space.** Shared data has no delete and no TTL, so the ledger owns exactly
-//! `slots` keys (`tollgate.budget.<n>`), created empty at configuration ([`Ledger::prepare`]:
+//! `slots` keys (`tollgate.budget.<n>`), created free at configuration ([`Ledger::prepare`]:
 //! creating a key ignores CAS in Envoy, so keys are never created while requests run). An
 //! account (policy + caller identity) lives in one slot, found by hashing the account and
 //! probing up to [`PROBES`] slots; the slot stores the account's name, so a collision is
@@ -30,6 +30,8 @@ pub const MAX_ATTEMPTS: u32 = 64;
 pub const KEY_PREFIX: &str = "tollgate.budget.";
 
 const VERSION: u8 = 1;
+/// A free slot's value: one byte, because an empty value reads back as absent through the SDK.
+const FREE: [u8; 1] = [0];
 
 /// Why the ledger could not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +166,7 @@ impl<'s, S: SharedStore + ?Sized> Ledger<'s, S> {
             let key = Self::key(slot);
             if self.store.get(&key).is_none() {
                 self.store
-                    .set(&key, &[], None)
+                    .set(&key, &FREE, None)
                     .map_err(|_| LedgerError::Refused)?;
             }
         }
