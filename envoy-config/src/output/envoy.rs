@@ -216,8 +216,8 @@ pub fn provider_keys(plan: &Plan) -> Result<BTreeMap<String, SecretValue>, Confi
 }
 
 /// The environment variables every tollgate plugin's VM may read (`host_env_keys`): the
-/// provider keys' names. The same list on every plugin: plugins sharing a `vm_id`, code and
-/// `vm_config.configuration` share one VM, created with whichever plugin Envoy loads first.
+/// provider keys' names. The same list on every plugin: plugins whose `environment_variables`
+/// differ get a VM each (docs/envoy-facts.md: one VM per list, several MB each).
 pub fn host_env_keys(plan: &Plan) -> Vec<String> {
     let mut names: Vec<String> = plan
         .backends
