@@ -340,7 +340,17 @@ fn routes_follow_the_timeout_table_and_retry_across_priorities() {
         "60s"
     );
     let batch = &route(&bootstrap, "batch-route/0/0")["route"]["retry_policy"];
-    assert_eq!(batch["retry_on"], "5xx,connect-failure,reset");
+    // No retry.codes, several providers: a 429 fails over by default.
+    assert_eq!(
+        batch["retry_on"],
+        "5xx,connect-failure,reset,retriable-status-codes"
+    );
+    assert_eq!(batch["retriable_status_codes"], json!([429]));
+    let openai = &route(&bootstrap, "llm-routes/0/0")["route"]["retry_policy"];
+    assert_eq!(
+        openai["retry_on"], "5xx,connect-failure,reset",
+        "one provider"
+    );
     assert_eq!(
         batch["num_retries"], 2,
         "three priority groups: two retries reach them all"
