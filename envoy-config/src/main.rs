@@ -32,6 +32,8 @@ const USAGE: &str = "usage: tollgate-config <render|validate|explain> -f FILE [-
       --xff-trusted-hops N   proxies in front of Envoy whose x-forwarded-for is trusted (default 0)
       --ca-file FILE         CA bundle for upstream TLS (default /etc/ssl/certs/ca-certificates.crt)
       --pricing FILE         pricing table (default: the guide's model matrix)
+      --metrics-naming N     agentgateway (default: the guide's agentgateway_* series) or genai
+                             (OpenTelemetry GenAI names); the rules follow
       --istio-wasm-url URL   prefix of module URLs in WasmPlugins
       --filters FORM         combined (default: one pipeline filter) or separate (one filter per
                              capability: router, cache, budget, metrics), in envoy.yaml and istio/
@@ -171,6 +173,17 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             "--ca-file" => output.ca_file = value()?,
             "--istio-wasm-url" => output.istio_wasm_url = value()?,
             "--filters" => output.filters = value()?.parse()?,
+            "--metrics-naming" => {
+                output.metrics_naming = match value()?.as_str() {
+                    "agentgateway" => tollgate_core::config::metrics::MetricNaming::Agentgateway,
+                    "genai" => tollgate_core::config::metrics::MetricNaming::Genai,
+                    other => {
+                        return Err(format!(
+                            "--metrics-naming wants agentgateway or genai, got {other:?}"
+                        ))
+                    }
+                }
+            }
             "--pricing" => {
                 let path = value()?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;

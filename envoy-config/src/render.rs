@@ -66,10 +66,14 @@ pub fn plan(request: &RenderRequest) -> Result<(Catalog, Vec<SourceDocument>, Pl
 
 /// Renders every output file, keyed by path relative to the output folder.
 pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, ConfigErrors> {
-    let (_, documents, plan) = plan(request)?;
+    let (_, documents, mut plan) = plan(request)?;
     let prices: Vec<Price> = match &request.pricing {
         Some(file) => pricing::parse(&file.name, &file.text)?,
         None => pricing::parse("guide-prices.yaml", pricing::GUIDE_PRICES)?,
+    };
+    plan.metrics = crate::output::metrics_section::MetricsPlan {
+        naming: request.output.metrics_naming,
+        prices: prices.clone(),
     };
     let mut files = BTreeMap::new();
     let keys = envoy::provider_keys(&plan)?;
@@ -116,7 +120,7 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
         );
     }
 
-    let groups = prometheus::rule_groups(&prices, &plan.prometheus_rules);
+    let groups = prometheus::rule_groups(&prices, &plan.prometheus_rules, plan.metrics.naming);
     let rules = serde_json::json!({ "groups": groups });
     files.insert(
         "prometheus-rules.yaml".to_string(),

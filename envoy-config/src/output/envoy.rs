@@ -345,9 +345,9 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
         hcm["local_reply_config"] = auth_local_replies();
     }
     hcm["http_filters"] = json!(http_filters);
-    if let Some(log) = super::metrics_section::access_log(
-        super::metrics_section::section(plan).as_ref(),
-    ) {
+    if let Some(log) =
+        super::metrics_section::access_log(super::metrics_section::section(plan).as_ref())
+    {
         hcm["access_log"] = log;
     }
     json!({

@@ -40,6 +40,8 @@ pub struct OutputOptions {
     pub istio_wasm_url: String,
     /// One pipeline filter (the default) or one filter per capability.
     pub filters: FilterForm,
+    /// Metric names: the guide's (`agentgateway_*`, default) or OpenTelemetry GenAI's.
+    pub metrics_naming: tollgate_core::config::metrics::MetricNaming,
 }
 
 /// How the downstream capabilities are loaded into Envoy (and Istio).
@@ -82,6 +84,7 @@ impl Default for OutputOptions {
             ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
             istio_wasm_url: "file:///var/local/lib/tollgate/wasm/".to_string(),
             filters: FilterForm::Combined,
+            metrics_naming: Default::default(),
         }
     }
 }

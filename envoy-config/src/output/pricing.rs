@@ -17,6 +17,40 @@ pub struct Price {
     pub input: f64,
     /// USD per million output tokens.
     pub output: f64,
+    /// USD per million prompt tokens read from the provider's prompt cache (default: input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+    /// USD per million prompt tokens written to the prompt cache (default: input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+}
+
+impl Price {
+    /// The row as the metrics stage's configuration has it.
+    pub fn to_model_price(&self) -> tollgate_core::config::metrics::ModelPrice {
+        tollgate_core::config::metrics::ModelPrice {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            input: self.input,
+            output: self.output,
+            cached_input: self.cached_input,
+            cache_write: self.cache_write,
+        }
+    }
+
+    /// USD per million tokens by direction label value (cached input only when the provider
+    /// prices it apart).
+    pub fn by_direction(&self) -> Vec<(&'static str, f64)> {
+        use tollgate_core::names::metric::direction;
+        let mut prices = vec![
+            (direction::INPUT, self.input),
+            (direction::OUTPUT, self.output),
+        ];
+        if let Some(cached) = self.cached_input {
+            prices.push((direction::CACHED_INPUT, cached));
+        }
+        prices
+    }
 }
 
 /// Parses a pricing table (a YAML list of [`Price`]).
@@ -36,9 +70,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Price>, crate::error::ConfigE
     })
 }
 
-/// A metric label value: a dot would split the Envoy stat name into more tags, so `.` -> `_`.
+/// A model or provider as the metrics carry it on Envoy's Prometheus endpoint: the stage
+/// encodes tags Istio's way, so dots stay (`gpt-4.1`); Envoy itself turns `:` into `_` in stat
+/// names (`llama3.2:8b` → `llama3.2_8b`), and the stage `;` and `=` (see
+/// `tollgate_core::names::metric::encode_value`).
 pub fn label_value(value: &str) -> String {
-    value.replace('.', "_")
+    let mut encoded = String::with_capacity(value.len());
+    tollgate_core::names::metric::encode_value(value, &mut encoded);
+    encoded.replace(':', "_")
 }
 
 #[cfg(test)]
@@ -59,7 +98,15 @@ mod tests {
     }
 
     #[test]
-    fn label_values_lose_their_dots() {
-        assert_eq!(label_value("gemini-1.5-flash"), "gemini-1_5-flash");
+    fn label_values_keep_their_dots_and_lose_colons_as_in_envoy() {
+        assert_eq!(label_value("gemini-1.5-flash"), "gemini-1.5-flash");
+        assert_eq!(label_value("llama3.2:8b"), "llama3.2_8b");
+    }
+
+    #[test]
+    fn the_shipped_table_is_the_metrics_stages_builtin_table() {
+        let prices = parse("guide-prices.yaml", GUIDE_PRICES).unwrap();
+        let rows: Vec<_> = prices.iter().map(Price::to_model_price).collect();
+        assert_eq!(rows, tollgate_metrics::pricing::guide_prices());
     }
 }

@@ -87,6 +87,8 @@ pub struct Plan {
     pub models: BTreeSet<(String, String)>,
     /// Requested model -> Backend, from `x-tollgate-model` matches (RouterConfig.models).
     pub router_models: BTreeMap<String, String>,
+    /// Metric naming and prices (set by `render` from its options and pricing table).
+    pub metrics: crate::output::metrics_section::MetricsPlan,
 }
 
 /// One Backend.

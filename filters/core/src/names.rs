@@ -140,12 +140,12 @@ pub mod metric {
 
     /// Every tag, in label order on the Prometheus endpoint (= `stats_tags` order).
     pub const TAGS: [Tag; 6] = [
-        Tag::Operation,
-        Tag::Provider,
-        Tag::RequestModel,
-        Tag::Model,
         Tag::Direction,
+        Tag::Provider,
+        Tag::Model,
+        Tag::RequestModel,
         Tag::Status,
+        Tag::Operation,
     ];
 
     /// Token direction label values.
@@ -161,6 +161,21 @@ pub mod metric {
     /// Filter-state name prefix of the access-log fields the metrics stage publishes
     /// (`wasm.tollgate_log_provider`, ...), read by the HCM access log's `%FILTER_STATE(...)%`.
     pub const LOG_PROPERTY_PREFIX: &str = "tollgate_log_";
+
+    /// The access-log fields the metrics stage publishes, in log order.
+    pub const LOG_FIELDS: [&str; 11] = [
+        "provider",
+        "model",
+        "user",
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "cost_micro_usd",
+        "cache",
+        "budget",
+        "answered_by",
+        "ttfb_ms",
+    ];
 
     /// The model label value of models past the cap on distinct models.
     pub const OTHER_MODEL: &str = "other";
@@ -352,12 +367,12 @@ pub mod metric {
             ),
         ],
         tag_names: [
-            "operation",
-            "provider",
-            "request_model",
-            "model",
             "direction",
+            "provider",
+            "model",
+            "request_model",
             "status",
+            "operation",
         ],
     };
 
@@ -447,12 +462,12 @@ pub mod metric {
             ),
         ],
         tag_names: [
-            "gen_ai_operation_name",
-            "gen_ai_provider_name",
-            "gen_ai_request_model",
-            "gen_ai_response_model",
             "gen_ai_token_type",
+            "gen_ai_provider_name",
+            "gen_ai_response_model",
+            "gen_ai_request_model",
             "http_response_status_code",
+            "gen_ai_operation_name",
         ],
     };
 

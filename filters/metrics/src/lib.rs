@@ -331,24 +331,28 @@ struct Row {
 }
 
 impl LogRecord {
-    /// The fields as (filter-state name suffix, value) pairs, in access-log order.
+    /// The fields as (filter-state name suffix, value) pairs, in access-log order
+    /// ([`metric::LOG_FIELDS`]).
     pub fn fields(&self) -> [(&'static str, String); 11] {
-        [
-            ("provider", self.provider.clone()),
-            ("model", self.model.clone()),
-            ("user", self.user.clone()),
-            ("input_tokens", self.input_tokens.to_string()),
-            ("output_tokens", self.output_tokens.to_string()),
-            ("cached_input_tokens", self.cached_input_tokens.to_string()),
-            ("cost_micro_usd", self.cost_micro_usd.to_string()),
-            ("cache", self.cache.to_string()),
-            ("budget", self.budget.to_string()),
-            ("answered_by", self.answered_by.to_string()),
-            (
-                "ttfb_ms",
-                self.ttfb_ms.map_or_else(String::new, |t| t.to_string()),
-            ),
-        ]
+        let values = [
+            self.provider.clone(),
+            self.model.clone(),
+            self.user.clone(),
+            self.input_tokens.to_string(),
+            self.output_tokens.to_string(),
+            self.cached_input_tokens.to_string(),
+            self.cost_micro_usd.to_string(),
+            self.cache.to_string(),
+            self.budget.to_string(),
+            self.answered_by.to_string(),
+            self.ttfb_ms.map_or_else(String::new, |t| t.to_string()),
+        ];
+        let mut i = 0;
+        values.map(|v| {
+            let field = metric::LOG_FIELDS[i];
+            i += 1;
+            (field, v)
+        })
     }
 }
 

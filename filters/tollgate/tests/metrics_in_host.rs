@@ -133,15 +133,22 @@ fn scripted_requests(host: &Host) {
     s.finish();
 }
 
+/// The host's Prometheus lines are exactly `want` (in any order).
+fn assert_lines(host: &Host, want: &[&str]) {
+    let mut got = host.prometheus_lines();
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn scripted_requests_give_exactly_these_agentgateway_series() {
     let host = host(&AGENTGATEWAY, 10);
     scripted_requests(&host);
-    let mut lines = host.prometheus_lines();
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
+    assert_lines(
+        &host,
+        &[
             "agentgateway_active_connections 0",
             // claude-3-5-haiku: 2000 × $0.25 + 400 × $1.25 per 1M = 500 + 500 µUSD
             r#"agentgateway_llm_cost_micro_usd_total{provider="anthropic",model="claude-3-5-haiku-20241022"} 1000"#,
@@ -149,12 +156,12 @@ fn scripted_requests_give_exactly_these_agentgateway_series() {
             r#"agentgateway_llm_cost_micro_usd_total{provider="openai",model="gpt-4o-mini"} 184"#,
             r#"agentgateway_llm_requests_total{provider="anthropic",model="claude-3-5-haiku-20241022",status="200"} 1"#,
             r#"agentgateway_llm_requests_total{provider="openai",model="gpt-4o-mini",status="200"} 2"#,
-            r#"agentgateway_llm_tokens_total{provider="anthropic",model="claude-3-5-haiku-20241022",direction="input"} 2000"#,
-            r#"agentgateway_llm_tokens_total{provider="anthropic",model="claude-3-5-haiku-20241022",direction="output"} 400"#,
-            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="cached_input"} 400"#,
-            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="input"} 610"#,
-            r#"agentgateway_llm_tokens_total{provider="openai",model="gpt-4o-mini",direction="output"} 105"#,
-        ]
+            r#"agentgateway_llm_tokens_total{direction="input",provider="anthropic",model="claude-3-5-haiku-20241022"} 2000"#,
+            r#"agentgateway_llm_tokens_total{direction="output",provider="anthropic",model="claude-3-5-haiku-20241022"} 400"#,
+            r#"agentgateway_llm_tokens_total{direction="cached_input",provider="openai",model="gpt-4o-mini"} 400"#,
+            r#"agentgateway_llm_tokens_total{direction="input",provider="openai",model="gpt-4o-mini"} 610"#,
+            r#"agentgateway_llm_tokens_total{direction="output",provider="openai",model="gpt-4o-mini"} 105"#,
+        ],
     );
     let ttfb = host.histogram(
         "wasmcustom.provider=.=openai;.;model=.=gpt-4o-mini;.;agentgateway_llm_time_to_first_token_ms",
@@ -171,17 +178,15 @@ fn scripted_requests_give_exactly_these_agentgateway_series() {
 fn the_genai_naming_gives_the_opentelemetry_names_from_the_same_requests() {
     let host = host(&GENAI, 10);
     scripted_requests(&host);
-    let mut lines = host.prometheus_lines();
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
+    assert_lines(
+        &host,
+        &[
             "agentgateway_active_connections 0",
-            r#"gen_ai_client_cost_micro_usd_total{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="claude-3-5-haiku-20241022"} 1000"#,
-            r#"gen_ai_client_cost_micro_usd_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="gpt-4o-mini"} 184"#,
-            r#"gen_ai_client_operation_total{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="claude-3-5-haiku-20241022",http_response_status_code="200"} 1"#,
-            r#"gen_ai_client_operation_total{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_response_model="gpt-4o-mini",http_response_status_code="200"} 2"#,
-        ]
+            r#"gen_ai_client_cost_micro_usd_total{gen_ai_provider_name="anthropic",gen_ai_response_model="claude-3-5-haiku-20241022",gen_ai_request_model="gpt-4o-mini",gen_ai_operation_name="chat"} 1000"#,
+            r#"gen_ai_client_cost_micro_usd_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o-mini",gen_ai_request_model="gpt-4o-mini",gen_ai_operation_name="chat"} 184"#,
+            r#"gen_ai_client_operation_total{gen_ai_provider_name="anthropic",gen_ai_response_model="claude-3-5-haiku-20241022",gen_ai_request_model="gpt-4o-mini",http_response_status_code="200",gen_ai_operation_name="chat"} 1"#,
+            r#"gen_ai_client_operation_total{gen_ai_provider_name="openai",gen_ai_response_model="gpt-4o-mini",gen_ai_request_model="gpt-4o-mini",http_response_status_code="200",gen_ai_operation_name="chat"} 2"#,
+        ],
     );
     let tokens = host.histogram("wasmcustom.gen_ai_operation_name=.=chat;.;gen_ai_provider_name=.=openai;.;gen_ai_request_model=.=gpt-4o-mini;.;gen_ai_response_model=.=gpt-4o-mini;.;gen_ai_token_type=.=input;.;gen_ai_client_token_usage");
     assert_eq!(tokens, Some(vec![600, 10]));
