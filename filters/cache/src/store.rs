@@ -68,6 +68,11 @@ impl SlotStore {
         }
     }
 
+    /// The largest entry stored, in encoded bytes.
+    pub fn entry_limit(&self) -> u64 {
+        self.entry_limit
+    }
+
     /// Number of slots.
     pub fn slots(&self) -> u32 {
         self.slots

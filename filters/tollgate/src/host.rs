@@ -140,6 +140,8 @@ impl SharedStore for ProxyStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         match hostcalls::get_shared_data(key) {
             Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
+            // An empty value comes back as a null pointer: the key exists (it has a CAS).
+            Ok((None, Some(cas))) => Some((Vec::new(), cas)),
             _ => None,
         }
     }

@@ -1,0 +1,430 @@
+//! The response cache of the built `tollgate.wasm` in the wasmtime host: hits answered
+//! locally, TTL on the virtual clock, the byte bound with eviction, entries shared by the
+//! workers, concurrent misses of one key, streams stored only when complete.
+
+use serde_json::Value as Json;
+use std::time::Duration;
+use tollgate_host::{Host, Outcome, Value};
+
+const VM_ID: &str = "tollgate";
+const NS: &str = "tollgate.cache/llm-routes/response";
+
+fn config(mode: &str, ttl_ms: u64, max_size: u64, slots: u32) -> String {
+    format!(
+        r#"{{"route":{{"routes":{{"llm-routes":{{"kind":"llm"}}}}}},
+  "cache":{{"routes":{{"llm-routes":{{"response":{{
+    "mode":"{mode}","ttl_ms":{ttl_ms},
+    "key":{{"headers":["Authorization"],"json_paths":["$.model","$.messages","$.temperature"]}},
+    "store":{{"max_size_bytes":{max_size},"max_entry_bytes":{max_size},"slots":{slots}}}}}}}}}}}}}"#
+    )
+}
+
+fn host_with(config: &str, workers: usize) -> Host {
+    Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id(VM_ID)
+        .root_id("tollgate")
+        .configuration(config.as_bytes())
+        .allow_on_headers_stop_iteration(true)
+        .workers(workers)
+        .build()
+        .unwrap()
+}
+
+fn host() -> Host {
+    host_with(&config("safe", 60_000, 1 << 20, 64), 1)
+}
+
+fn chat(content: &str) -> String {
+    format!(
+        r#"{{"model":"gpt-4o-mini","temperature":0,"messages":[{{"role":"user","content":"{content}"}}]}}"#
+    )
+}
+
+fn stream_chat(content: &str) -> String {
+    format!(
+        r#"{{"model":"gpt-4o-mini","temperature":0,"stream":true,"messages":[{{"role":"user","content":"{content}"}}]}}"#
+    )
+}
+
+fn answer(content: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-upstream","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}}}"#
+    )
+}
+
+/// The SSE frames of a streamed answer (with `[DONE]` when `complete`).
+fn stream_frames(complete: bool) -> Vec<String> {
+    let mut frames = vec![
+        r#"data: {"id":"chatcmpl-up","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}"#.to_string() + "\n\n",
+        r#"data: {"id":"chatcmpl-up","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}]}"#.to_string() + "\n\n",
+        r#"data: {"id":"chatcmpl-up","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_string() + "\n\n",
+        r#"data: {"id":"chatcmpl-up","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#.to_string() + "\n\n",
+    ];
+    if complete {
+        frames.push("data: [DONE]\n\n".to_string());
+    }
+    frames
+}
+
+/// What one request did.
+#[derive(Debug)]
+struct Seen {
+    /// `x-cache-status` the client got.
+    cache_status: Option<String>,
+    /// Whether it went upstream.
+    upstream: bool,
+    /// The client's body (local reply or upstream answer).
+    body: Vec<u8>,
+    /// `age` on a hit.
+    age: Option<String>,
+}
+
+/// A request opened on `worker` up to the point where it either went upstream or was answered.
+struct Open {
+    stream: tollgate_host::Stream,
+    outcome: Outcome,
+}
+
+fn open(host: &Host, worker: usize, auth: &str, body: &str, extra: &[(&str, &str)]) -> Open {
+    let mut stream = host.stream_on_worker(worker);
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String("llm-routes/0/0".into()),
+    );
+    let length = body.len().to_string();
+    let mut headers = vec![
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gateway"),
+        (":scheme", "http"),
+        ("content-type", "application/json"),
+        ("content-length", length.as_str()),
+        ("authorization", auth),
+    ];
+    headers.extend_from_slice(extra);
+    stream.send_request_headers(&headers, false);
+    let outcome = stream.send_request_body(body.as_bytes(), true);
+    Open { stream, outcome }
+}
+
+/// Answers an open request with `frames` (JSON: one frame) and finishes it.
+fn answer_with(mut open: Open, content_type: &str, frames: &[String], end: bool) -> Seen {
+    if let Outcome::LocalReply(reply) = &open.outcome {
+        let seen = Seen {
+            cache_status: reply.headers.get("x-cache-status"),
+            upstream: false,
+            body: reply.body.clone(),
+            age: reply.headers.get("age"),
+        };
+        open.stream.finish();
+        return seen;
+    }
+    assert!(
+        open.stream.upstream().headers.is_some(),
+        "{:?}",
+        open.outcome
+    );
+    open.stream
+        .send_response_headers(&[(":status", "200"), ("content-type", content_type)], false);
+    for (i, frame) in frames.iter().enumerate() {
+        open.stream
+            .send_response_body(frame.as_bytes(), end && i + 1 == frames.len());
+    }
+    let down = open.stream.downstream();
+    open.stream.finish();
+    let headers = down.headers.unwrap();
+    Seen {
+        cache_status: headers.get("x-cache-status"),
+        upstream: true,
+        body: down.body,
+        age: headers.get("age"),
+    }
+}
+
+fn send(host: &Host, worker: usize, auth: &str, body: &str, extra: &[(&str, &str)]) -> Seen {
+    let open = open(host, worker, auth, body, extra);
+    answer_with(open, "application/json", &[answer("Hello!")], true)
+}
+
+fn metric(host: &Host, name: &str) -> u64 {
+    host.metric(&format!("wasmcustom.{name}")).unwrap_or(0)
+}
+
+/// Bytes held by the namespace's slots (what shared data really holds) and its ledger.
+fn held_bytes(host: &Host, slots: u32) -> (u64, u64) {
+    let held = (0..slots)
+        .map(|i| {
+            host.shared_data(VM_ID, &format!("{NS}/slot/{i}"))
+                .map_or(0, |(v, _)| v.len() as u64)
+        })
+        .sum();
+    let ledger = host
+        .shared_data(VM_ID, &format!("{NS}/bytes"))
+        .map(|(v, _)| u64::from_le_bytes(v.try_into().unwrap()))
+        .unwrap();
+    (held, ledger)
+}
+
+#[test]
+fn a_repeated_request_is_answered_from_the_cache_with_a_fresh_id_and_the_original_usage() {
+    let host = host();
+    let first = send(&host, 0, "Bearer alice", &chat("hi"), &[]);
+    assert_eq!(
+        (first.cache_status.as_deref(), first.upstream),
+        (Some("MISS"), true)
+    );
+    host.advance_time(Duration::from_secs(3));
+    let second = send(&host, 0, "Bearer alice", &chat("hi"), &[]);
+    assert_eq!(
+        (second.cache_status.as_deref(), second.upstream),
+        (Some("HIT"), false)
+    );
+    assert_eq!(second.age.as_deref(), Some("3"));
+    let original: Json = serde_json::from_str(&answer("Hello!")).unwrap();
+    let replayed: Json = serde_json::from_slice(&second.body).unwrap();
+    assert_ne!(replayed["id"], original["id"]);
+    assert!(replayed["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_ne!(replayed["created"], original["created"]);
+    assert_eq!(replayed["choices"], original["choices"]);
+    assert_eq!(replayed["usage"], original["usage"]);
+    assert_eq!(metric(&host, "tollgate_cache_hits_total"), 1);
+    assert_eq!(metric(&host, "tollgate_cache_misses_total"), 1);
+    assert_eq!(metric(&host, "tollgate_cache_tokens_saved_total"), 18);
+}
+
+#[test]
+fn another_authorization_misses_and_the_same_one_hits() {
+    let host = host();
+    send(&host, 0, "Bearer alice", &chat("hi"), &[]);
+    let bob = send(&host, 0, "Bearer bob", &chat("hi"), &[]);
+    assert_eq!(
+        (bob.cache_status.as_deref(), bob.upstream),
+        (Some("MISS"), true)
+    );
+    let alice = send(&host, 0, "Bearer alice", &chat("hi"), &[]);
+    assert_eq!(alice.cache_status.as_deref(), Some("HIT"));
+}
+
+#[test]
+fn an_entry_expires_after_its_ttl_on_the_virtual_clock() {
+    let host = host_with(&config("safe", 10_000, 1 << 20, 64), 1);
+    send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    host.advance_time(Duration::from_millis(9_999));
+    assert_eq!(
+        send(&host, 0, "Bearer a", &chat("hi"), &[])
+            .cache_status
+            .as_deref(),
+        Some("HIT")
+    );
+    host.advance_time(Duration::from_millis(1));
+    let expired = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(
+        (expired.cache_status.as_deref(), expired.upstream),
+        (Some("MISS"), true)
+    );
+}
+
+#[test]
+fn the_store_stays_under_max_size_by_evicting_and_the_newest_entry_hits() {
+    let slots = 64;
+    let host = host_with(&config("safe", 60_000, 3_000, slots), 1);
+    let mut entry_size = 0;
+    for n in 0..12 {
+        let seen = send(
+            &host,
+            0,
+            "Bearer a",
+            &chat(&format!("question {n:02}")),
+            &[],
+        );
+        assert_eq!(seen.cache_status.as_deref(), Some("MISS"));
+        let (held, ledger) = held_bytes(&host, slots);
+        if n == 0 {
+            entry_size = held; // every entry has this size: same answer, same-length question
+        }
+        assert!(held <= 3_000, "{held} bytes held after {n}");
+        assert_eq!(held, ledger);
+    }
+    let fit = 3_000 / entry_size;
+    assert!(fit < 12, "entries of {entry_size} bytes all fit");
+    assert!(metric(&host, "tollgate_cache_evictions_total") >= 12 - fit);
+    assert_eq!(metric(&host, "tollgate_cache_stores_total"), 12);
+    let newest = send(&host, 0, "Bearer a", &chat("question 11"), &[]);
+    assert_eq!(newest.cache_status.as_deref(), Some("HIT"));
+    let (held, _) = held_bytes(&host, slots);
+    assert_eq!(metric(&host, "tollgate_cache_stored_bytes"), held);
+}
+
+#[test]
+fn an_entry_stored_by_one_worker_is_served_by_the_other() {
+    let host = host_with(&config("safe", 60_000, 1 << 20, 64), 2);
+    let first = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(first.cache_status.as_deref(), Some("MISS"));
+    let second = send(&host, 1, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(
+        (second.cache_status.as_deref(), second.upstream),
+        (Some("HIT"), false)
+    );
+}
+
+#[test]
+fn concurrent_misses_of_one_key_both_go_upstream_and_leave_one_entry() {
+    let slots = 64;
+    let host = host_with(&config("safe", 60_000, 1 << 20, slots), 2);
+    let a = open(&host, 0, "Bearer a", &chat("hi"), &[]);
+    let b = open(&host, 1, "Bearer a", &chat("hi"), &[]);
+    let a = answer_with(a, "application/json", &[answer("one")], true);
+    let b = answer_with(b, "application/json", &[answer("two")], true);
+    assert_eq!(
+        (a.cache_status.as_deref(), b.cache_status.as_deref()),
+        (Some("MISS"), Some("MISS"))
+    );
+    let (held, ledger) = held_bytes(&host, slots);
+    assert_eq!(held, ledger);
+    let occupied = (0..slots)
+        .filter(|i| {
+            host.shared_data(VM_ID, &format!("{NS}/slot/{i}"))
+                .is_some_and(|(v, _)| !v.is_empty())
+        })
+        .count();
+    assert_eq!(occupied, 1);
+    let third = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(third.cache_status.as_deref(), Some("HIT"));
+    let body: Json = serde_json::from_slice(&third.body).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "two");
+}
+
+#[test]
+fn a_complete_stream_is_replayed_frame_for_frame_with_fresh_stamps() {
+    let host = host();
+    let frames = stream_frames(true);
+    let first = answer_with(
+        open(&host, 0, "Bearer a", &stream_chat("hi"), &[]),
+        "text/event-stream",
+        &frames,
+        true,
+    );
+    assert_eq!(first.cache_status.as_deref(), Some("MISS"));
+    let hit = answer_with(
+        open(&host, 0, "Bearer a", &stream_chat("hi"), &[]),
+        "text/event-stream",
+        &frames,
+        true,
+    );
+    assert_eq!(
+        (hit.cache_status.as_deref(), hit.upstream),
+        (Some("HIT"), false)
+    );
+    let replayed = String::from_utf8(hit.body).unwrap();
+    let replayed: Vec<&str> = replayed.split_inclusive("\n\n").collect();
+    assert_eq!(replayed.len(), frames.len());
+    let mut ids = Vec::new();
+    for (got, sent) in replayed.iter().zip(&frames) {
+        if sent.starts_with("data: [DONE]") {
+            assert_eq!(got, sent);
+            continue;
+        }
+        let got: Json = serde_json::from_str(got.trim().strip_prefix("data: ").unwrap()).unwrap();
+        let mut sent: Json =
+            serde_json::from_str(sent.trim().strip_prefix("data: ").unwrap()).unwrap();
+        assert_ne!(got["id"], sent["id"]);
+        ids.push(got["id"].clone());
+        sent["id"] = got["id"].clone();
+        sent["created"] = got["created"].clone();
+        assert_eq!(got, sent);
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+}
+
+#[test]
+fn a_truncated_stream_is_not_stored() {
+    let host = host();
+    let cut = answer_with(
+        open(&host, 0, "Bearer a", &stream_chat("hi"), &[]),
+        "text/event-stream",
+        &stream_frames(false),
+        true,
+    );
+    assert_eq!(cut.cache_status.as_deref(), Some("MISS"));
+    let again = send(&host, 0, "Bearer a", &stream_chat("hi"), &[]);
+    assert_eq!(
+        (again.cache_status.as_deref(), again.upstream),
+        (Some("MISS"), true)
+    );
+    assert_eq!(metric(&host, "tollgate_cache_stores_total"), 0);
+}
+
+#[test]
+fn safe_mode_bypasses_sampled_requests_and_aggressive_mode_caches_them() {
+    let sampled =
+        r#"{"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"hi"}]}"#;
+    let safe = host();
+    assert_eq!(
+        send(&safe, 0, "Bearer a", sampled, &[])
+            .cache_status
+            .as_deref(),
+        Some("BYPASS")
+    );
+    assert_eq!(
+        send(&safe, 0, "Bearer a", sampled, &[])
+            .cache_status
+            .as_deref(),
+        Some("BYPASS")
+    );
+    let aggressive = host_with(&config("aggressive", 60_000, 1 << 20, 64), 1);
+    send(&aggressive, 0, "Bearer a", sampled, &[]);
+    assert_eq!(
+        send(&aggressive, 0, "Bearer a", sampled, &[])
+            .cache_status
+            .as_deref(),
+        Some("HIT")
+    );
+}
+
+#[test]
+fn the_clients_no_cache_skips_the_lookup_and_no_store_skips_the_store() {
+    let host = host();
+    let no_store = send(
+        &host,
+        0,
+        "Bearer a",
+        &chat("hi"),
+        &[("cache-control", "no-store")],
+    );
+    assert_eq!(no_store.cache_status.as_deref(), Some("MISS"));
+    let stored = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(stored.cache_status.as_deref(), Some("MISS"));
+    let fresh = send(
+        &host,
+        0,
+        "Bearer a",
+        &chat("hi"),
+        &[("cache-control", "no-cache")],
+    );
+    assert_eq!(
+        (fresh.cache_status.as_deref(), fresh.upstream),
+        (Some("BYPASS"), true)
+    );
+    assert_eq!(
+        send(&host, 0, "Bearer a", &chat("hi"), &[])
+            .cache_status
+            .as_deref(),
+        Some("HIT")
+    );
+}
+
+#[test]
+fn an_error_answer_is_not_stored() {
+    let host = host();
+    let mut open = open(&host, 0, "Bearer a", &chat("hi"), &[]);
+    open.stream.send_response_headers(
+        &[(":status", "500"), ("content-type", "application/json")],
+        false,
+    );
+    open.stream
+        .send_response_body(br#"{"error":{"message":"boom"}}"#, true);
+    open.stream.finish();
+    let again = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(again.cache_status.as_deref(), Some("MISS"));
+}
