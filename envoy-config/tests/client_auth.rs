@@ -184,7 +184,11 @@ fn route_kinds_models_and_operations_reach_the_pipeline() {
                 "open".to_string(),
                 scope(
                     RouteKind::Llm,
-                    &["claude-3-5-haiku-20241022", "gpt-4o-mini"],
+                    &[
+                        "claude-3-5-haiku-20241022",
+                        "gemini-1.5-flash",
+                        "gpt-4o-mini"
+                    ],
                     &[]
                 )
             ),

@@ -40,6 +40,8 @@ fn setup() -> Setup {
     .endpoint("tools", tools.base_url())
     .secret("openai-secret", OPENAI_KEY)
     .secret("anthropic-secret", "sk-ant-unused")
+    .secret("google-ai-secret", "google-unused")
+    .endpoint("gemini-flash", "http://127.0.0.1:9")
     .secret("client-team-a", TEAM_A_KEY)
     .secret("client-team-b", TEAM_B_KEY);
     let gateway = Gateway::start(&spec).unwrap();
