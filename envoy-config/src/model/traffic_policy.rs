@@ -36,8 +36,60 @@ pub struct TrafficPolicySpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimit {
-    /// Buckets enforced in the gateway (the budget filter).
+    /// Buckets enforced in the gateway (the budget stage): the guide's list, or kgateway's
+    /// `local: {tokenBucket: {maxTokens, tokensPerFill, fillInterval}}` (one request bucket
+    /// shared by the route's callers).
+    #[serde(deserialize_with = "local_buckets")]
     pub local: Vec<TokenBucket>,
+}
+
+/// kgateway's `rateLimit.local`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KgatewayLocal {
+    token_bucket: KgatewayTokenBucket,
+}
+
+/// kgateway's `rateLimit.local.tokenBucket` (Envoy's TokenBucket: `tokensPerFill` defaults to 1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KgatewayTokenBucket {
+    max_tokens: u64,
+    #[serde(default = "one")]
+    tokens_per_fill: u64,
+    fill_interval: Duration,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Reads `rateLimit.local` in either spelling; errors keep the path inside it.
+fn local_buckets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TokenBucket>, D::Error> {
+    use serde::de::Error;
+    let value = serde_norway::Value::deserialize(d)?;
+    let inner = |e: serde_path_to_error::Error<serde_norway::Error>| {
+        let path = e.path().to_string();
+        let message = crate::error::humanize_serde_message(&e.inner().to_string());
+        D::Error::custom(if path == "." {
+            message
+        } else {
+            format!("{path}: {message}")
+        })
+    };
+    match value {
+        serde_norway::Value::Mapping(_) => {
+            let k: KgatewayLocal = serde_path_to_error::deserialize(value).map_err(inner)?;
+            Ok(vec![TokenBucket {
+                max_tokens: k.token_bucket.max_tokens,
+                tokens_per_fill: k.token_bucket.tokens_per_fill,
+                fill_interval: k.token_bucket.fill_interval,
+                unit: BucketUnit::Requests,
+                descriptors: Vec::new(),
+            }])
+        }
+        value => serde_path_to_error::deserialize(value).map_err(inner),
+    }
 }
 
 /// `spec.rateLimit.local[]`: one bucket per descriptor value.
@@ -68,6 +120,10 @@ pub enum BucketUnit {
     /// Requests.
     #[serde(alias = "REQUESTS", alias = "Requests")]
     Requests,
+    /// Cost: `maxTokens` and `tokensPerFill` are millionths of a US dollar (`5000000` = $5),
+    /// priced by the pricing table (cached input at its own price).
+    #[serde(alias = "COST", alias = "Cost")]
+    Cost,
 }
 
 /// `descriptors[]`.

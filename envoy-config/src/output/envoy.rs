@@ -29,7 +29,7 @@ pub const JWT_PAYLOAD_METADATA_KEY: &str = "jwt_payload";
 /// Label names extracted from metric names, in label order (see DESIGN.md §2 Metrics): a wasm
 /// metric named `agentgateway_llm_tokens_total.direction.input.provider.openai.model.gpt-4o`
 /// gets `{direction="input",provider="openai",model="gpt-4o"}`.
-pub const METRIC_TAGS: [&str; 8] = [
+pub const METRIC_TAGS: [&str; 10] = [
     "direction",
     "provider",
     "model",
@@ -38,6 +38,8 @@ pub const METRIC_TAGS: [&str; 8] = [
     "user",
     "status",
     "result",
+    "policy",
+    "reason",
 ];
 
 /// A downstream or upstream tollgate filter: plugin name, root_id and module file.

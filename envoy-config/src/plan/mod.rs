@@ -254,6 +254,9 @@ pub struct MatchPlan {
 pub struct RoutePolicies {
     /// Token buckets.
     pub token_buckets: Vec<TokenBucket>,
+    /// The same buckets by the TrafficPolicy that set them (its name), in input order: one
+    /// budget per policy across every route it targets.
+    pub token_budgets: Vec<(String, Vec<TokenBucket>)>,
     /// Response or tool-result caching.
     pub caching: Option<Caching>,
     /// Semantic cache.

@@ -301,6 +301,12 @@ pub(super) fn apply_traffic_policies(
                 }
                 for (d, descriptor) in bucket.descriptors.iter().enumerate() {
                     for (e, entry) in descriptor.entries.iter().enumerate() {
+                        if !budget_key_known(&entry.value) {
+                            errors.push(ConfigError::new(
+                                at.at(format!("{path}.descriptors[{d}].entries[{e}].value")),
+                                format!("unknown descriptor value {:?}: expected jwt.<claim>, header.<name>, client, source.address or model", entry.value),
+                            ));
+                        }
                         if entry.value.starts_with("jwt.") {
                             jwt_uses
                                 .push(at.at(format!("{path}.descriptors[{d}].entries[{e}].value")));
@@ -404,6 +410,9 @@ pub(super) fn apply_traffic_policies(
                         policies
                             .token_buckets
                             .extend(rate_limit.local.iter().cloned());
+                        policies
+                            .token_budgets
+                            .push((policy.name().to_string(), rate_limit.local.clone()));
                     }
                     if let Some(caching) = &spec.caching {
                         if claim(&mut setters, errors, &route, "caching", at, "spec.caching") {
@@ -556,4 +565,28 @@ fn api_keys_plan(
         header,
         clients,
     })
+}
+
+/// Whether the budget stage can read a descriptor value (`tollgate_budget::KeyPart::parse`).
+fn budget_key_known(value: &str) -> bool {
+    let name = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(':')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    match value.split_once('.') {
+        Some(("jwt" | "header", rest)) => name(rest),
+        _ => matches!(
+            value,
+            "client"
+                | "client.key"
+                | "apiKey.client"
+                | "source.address"
+                | "client.address"
+                | "remote_address"
+                | "model"
+                | "llm.model"
+        ),
+    }
 }
