@@ -182,6 +182,7 @@ pub(super) fn backend_plan(
                             api_key,
                             api_key_env: None,
                             api_version: settings.api_version.clone(),
+                            allow_client_headers: Vec::new(),
                         }),
                         address,
                     });

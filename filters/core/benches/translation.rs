@@ -119,6 +119,40 @@ fn stream_translation(c: &mut Criterion) {
     group.finish();
 }
 
+/// A long agent history: `turns` assistant tool calls, each answered by a tool message.
+fn tool_history(turns: usize) -> Vec<u8> {
+    let mut messages = vec![serde_json::json!({"role": "user", "content": "go"})];
+    for turn in 0..turns {
+        messages.push(
+            serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": format!("call_{turn}"), "type": "function",
+             "function": {"name": "read_file", "arguments": "{\"path\":\"a.txt\"}"}}]}),
+        );
+        messages.push(
+            serde_json::json!({"role": "tool", "tool_call_id": format!("call_{turn}"),
+            "content": "file contents"}),
+        );
+    }
+    serde_json::to_vec(&serde_json::json!({"model": "m", "messages": messages})).unwrap()
+}
+
+/// Request translation of 2,000 tool messages (linear since the call-name map; it was a
+/// scan of the whole history per tool message for Gemini).
+fn tool_histories(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tool_history");
+    group.sample_size(20);
+    for turns in [200, 2000] {
+        let body = tool_history(turns);
+        for pair in ["openai_to_gemini", "openai_to_anthropic"] {
+            let endpoint = provider(pair);
+            group.bench_function(format!("{pair}_{turns}_tool_messages"), |b| {
+                b.iter(|| upstream_request(black_box(&endpoint), black_box(&body)).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
 fn split_events(sse: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(sse).replace("\r\n", "\n");
     text.split_inclusive("\n\n")
@@ -126,5 +160,10 @@ fn split_events(sse: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-criterion_group!(benches, request_translation, stream_translation);
+criterion_group!(
+    benches,
+    request_translation,
+    stream_translation,
+    tool_histories
+);
 criterion_main!(benches);

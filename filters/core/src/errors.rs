@@ -35,7 +35,8 @@ impl OpenAiErrorBody {
     }
 }
 
-/// A request the gateway itself refuses, before any provider sees it.
+/// An error the gateway answers in the OpenAI format: a request it refuses before any provider
+/// sees it, or a provider answer it cannot pass on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     /// Not JSON, or JSON of the wrong shape: 400.
@@ -78,6 +79,19 @@ pub enum GatewayError {
         /// The method the path is served with (the `allow` header's value).
         allow: &'static str,
     },
+    /// A provider refused the gateway's own credentials (its 401/403): 502. The provider's
+    /// text is not relayed (it quotes the masked key); the log gets the detail.
+    #[error("The provider {provider} refused the gateway's credentials (status {status}); the gateway's operator must fix its key for that provider.")]
+    ProviderCredentialsRefused {
+        /// The provider's name in the Backend.
+        provider: String,
+        /// The provider's status (401 or 403).
+        status: u16,
+    },
+    /// A provider's answer the gateway must read but cannot (an encoding it does not decode,
+    /// a body that does not translate, a stream over the buffer caps): 502.
+    #[error("{0}")]
+    BadProviderAnswer(String),
 }
 
 impl GatewayError {
@@ -98,6 +112,8 @@ impl GatewayError {
             GatewayError::Unavailable(_) => 503,
             GatewayError::UnknownOperation { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::ProviderCredentialsRefused { .. }
+            | GatewayError::BadProviderAnswer(_) => 502,
         }
     }
 
@@ -121,6 +137,12 @@ impl GatewayError {
             }
             GatewayError::MethodNotAllowed { .. } => {
                 ("invalid_request_error", None, Some("method_not_allowed"))
+            }
+            GatewayError::ProviderCredentialsRefused { .. } => {
+                ("server_error", None, Some("provider_credentials_refused"))
+            }
+            GatewayError::BadProviderAnswer(_) => {
+                ("server_error", None, Some("bad_provider_answer"))
             }
         };
         OpenAiErrorBody {
@@ -183,7 +205,11 @@ pub fn translate_error_body(kind: ProviderKind, status: u16, body: &[u8]) -> Vec
     let fallback_type = error_type_for_status(status);
     let (message, code) = match kind {
         ProviderKind::Openai => {
-            if serde_json::from_slice::<OpenAiErrorProbe>(body).is_ok() {
+            // serde skips unread fields without checking their UTF-8: check it here, so the
+            // body relayed as JSON is JSON.
+            if std::str::from_utf8(body).is_ok()
+                && serde_json::from_slice::<OpenAiErrorProbe>(body).is_ok()
+            {
                 return body.to_vec();
             }
             (None, None)

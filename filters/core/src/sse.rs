@@ -4,6 +4,14 @@
 //! across `on_http_response_body` calls. The parser keeps the unfinished tail in a carry-over
 //! buffer and hands out each complete event once. Buffers are reused, so steady-state parsing
 //! allocates nothing per byte or per event.
+//!
+//! The carry-over is capped ([`MAX_EVENT_BYTES`]): a provider that never ends its line or its
+//! event cannot grow a stream's memory without bound. Over the cap the parser stops and says so
+//! ([`SseParser::overflowed`]); the translators then end the client's stream with an error.
+
+/// Largest event (its unfinished line plus its `data:` lines so far) the parser holds, in bytes.
+/// Envoy's default buffer limit; a Gemini event carries whole function calls, so it is generous.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// One complete event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +35,8 @@ pub struct SseParser {
     has_data: bool,
     /// The previous chunk ended in `\r`: a `\n` starting the next chunk belongs to it.
     skip_leading_lf: bool,
+    /// An event outgrew [`MAX_EVENT_BYTES`]: everything after it is dropped.
+    overflowed: bool,
 }
 
 impl SseParser {
@@ -35,8 +45,16 @@ impl SseParser {
         Self::default()
     }
 
+    /// Whether an event outgrew [`MAX_EVENT_BYTES`]; the parser has delivered nothing since.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Feeds a chunk; calls `on_event` for every event it completes, in order.
     pub fn push(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(SseEvent<'_>)) {
+        if self.overflowed {
+            return;
+        }
         if self.skip_leading_lf && !chunk.is_empty() {
             self.skip_leading_lf = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -66,13 +84,32 @@ impl SseParser {
                 self.pending_line = line;
             }
             chunk = &chunk[end + line_end_len..];
+            if self.overflowed {
+                return;
+            }
+        }
+        if self.pending_line.len() + chunk.len() + self.data.len() > MAX_EVENT_BYTES {
+            self.overflow();
+            return;
         }
         self.pending_line.extend_from_slice(chunk);
+    }
+
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        // Free the memory now: nothing more is parsed.
+        self.pending_line = Vec::new();
+        self.data = String::new();
+        self.event = String::new();
+        self.has_data = false;
     }
 
     /// Ends the stream: an event left without its closing blank line is delivered, as browsers'
     /// EventSource does not, but providers sometimes close right after the last `data:` line.
     pub fn finish(&mut self, mut on_event: impl FnMut(SseEvent<'_>)) {
+        if self.overflowed {
+            return;
+        }
         if !self.pending_line.is_empty() {
             let line = std::mem::take(&mut self.pending_line);
             self.process_line(&line, &mut on_event);
@@ -98,6 +135,10 @@ impl SseParser {
         let value = String::from_utf8_lossy(value);
         match field {
             b"data" => {
+                if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                    self.overflow();
+                    return;
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -208,6 +249,45 @@ mod tests {
     fn a_last_event_without_blank_line_is_delivered_at_finish() {
         let events = parse_in_pieces(&[b"data: last"]);
         assert_eq!(events, owned(&[("message", "last")]));
+    }
+
+    #[test]
+    fn a_line_that_never_ends_stops_the_parser_at_the_cap() {
+        let mut parser = SseParser::new();
+        let mut events = 0;
+        parser.push(b"data: 1\n\ndata: ", |_| events += 1);
+        let piece = vec![b'x'; 64 * 1024];
+        for _ in 0..(MAX_EVENT_BYTES / piece.len() + 1) {
+            parser.push(&piece, |_| events += 1);
+        }
+        assert!(parser.overflowed());
+        parser.push(b"\n\ndata: 2\n\n", |_| events += 1);
+        parser.finish(|_| events += 1);
+        assert_eq!(events, 1, "nothing after the overflow is delivered");
+    }
+
+    #[test]
+    fn many_data_lines_of_one_event_count_towards_the_cap() {
+        let mut parser = SseParser::new();
+        let line = format!("data: {}\n", "y".repeat(1000));
+        let mut delivered = false;
+        for _ in 0..(MAX_EVENT_BYTES / 1000 + 2) {
+            parser.push(line.as_bytes(), |_| delivered = true);
+        }
+        assert!(parser.overflowed());
+        assert!(!delivered);
+    }
+
+    #[test]
+    fn an_event_just_under_the_cap_is_delivered() {
+        let mut parser = SseParser::new();
+        let body = "z".repeat(MAX_EVENT_BYTES - 16);
+        let mut sizes = Vec::new();
+        parser.push(format!("data: {body}\n\n").as_bytes(), |e| {
+            sizes.push(e.data.len())
+        });
+        assert_eq!(sizes, vec![body.len()]);
+        assert!(!parser.overflowed());
     }
 
     #[test]

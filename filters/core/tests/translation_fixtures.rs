@@ -10,7 +10,9 @@ use common::{all_cases, Case};
 use serde_json::Value;
 use tollgate_core::config::ProviderKind;
 use tollgate_core::errors::translate_error_body;
-use tollgate_core::translate::{translate_json_response, upstream_request, StreamTranslator};
+use tollgate_core::translate::{
+    plan_response, translated_json_or_502, upstream_request, ResponsePlan, StreamTranslator,
+};
 
 fn json(bytes: &[u8], what: &str) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -35,39 +37,59 @@ fn translate_stream(case: &Case, model: &str, pieces: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// The upstream model and the answer the client gets for one case.
-fn client_answer(case: &Case) -> (String, Vec<u8>, &'static str) {
+/// The provider's answer of a case: status, content type, body.
+pub fn upstream_answer(case: &Case) -> (u16, &'static str, Vec<u8>) {
+    let status = case
+        .read_text("upstream_status.txt")
+        .map_or(200, |s| s.trim().parse().unwrap());
+    match (
+        case.read("upstream_response.json"),
+        case.read("upstream_response.sse"),
+    ) {
+        (Some(body), _) => (status, "application/json", body),
+        (None, Some(sse)) => (status, "text/event-stream", sse),
+        (None, None) => (
+            status,
+            "text/html",
+            case.read("upstream_response.txt")
+                .unwrap_or_else(|| panic!("{}: no upstream response", case.name)),
+        ),
+    }
+}
+
+/// The upstream model and the answer the client gets for one case (status, body, the file
+/// holding the expected body), decided as the adapter decides it ([`plan_response`]).
+fn client_answer(case: &Case) -> (String, u16, Vec<u8>, &'static str) {
     let request = case.read("request.json").unwrap();
     let upstream =
         upstream_request(&case.provider, &request).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    if let Some(status) = case.read_text("upstream_status.txt") {
-        let status: u16 = status.trim().parse().unwrap();
-        let body = case
-            .read("upstream_response.json")
-            .or_else(|| case.read("upstream_response.txt"))
-            .unwrap();
-        return (
-            upstream.model,
-            translate_error_body(case.provider.kind, status, &body),
-            "client_response.json",
-        );
-    }
-    if let Some(body) = case.read("upstream_response.json") {
-        let answer =
-            translate_json_response(case.provider.kind, &body, &case.context(&upstream.model))
-                .unwrap_or_else(|e| panic!("{}: {e}", case.name))
-                .unwrap_or(body);
-        return (upstream.model, answer, "client_response.json");
-    }
-    let sse = case
-        .read("upstream_response.sse")
-        .unwrap_or_else(|| panic!("{}: no upstream response", case.name));
+    let (status, content_type, body) = upstream_answer(case);
     let model = upstream.model.clone();
-    (
-        upstream.model,
-        translate_stream(case, &model, &[&sse]),
-        "client_response.sse",
-    )
+    let context = case.context(&model);
+    let json_file = "client_response.json";
+    let (status, answer, file) =
+        match plan_response(&case.provider, status, Some(content_type.as_bytes()), None) {
+            ResponsePlan::Relay if content_type == "text/event-stream" => {
+                (status, body, "client_response.sse")
+            }
+            ResponsePlan::Relay => (status, body, json_file),
+            ResponsePlan::TranslateError => (
+                status,
+                translate_error_body(case.provider.kind, status, &body),
+                json_file,
+            ),
+            ResponsePlan::TranslateJson => {
+                let (status, answer) = translated_json_or_502(case.provider.kind, &body, &context);
+                (status, answer, json_file)
+            }
+            ResponsePlan::Stream => (
+                status,
+                translate_stream(case, &model, &[&body]),
+                "client_response.sse",
+            ),
+            ResponsePlan::Replace { status, error } => (status, error, json_file),
+        };
+    (upstream.model, status, answer, file)
 }
 
 #[test]
@@ -102,7 +124,11 @@ fn requests_become_the_expected_upstream_requests() {
 #[test]
 fn upstream_answers_become_the_expected_client_answers() {
     for case in all_cases() {
-        let (_, answer, expected_file) = client_answer(&case);
+        let (_, status, answer, expected_file) = client_answer(&case);
+        let expected_status = case
+            .read_text("client_status.txt")
+            .map_or_else(|| upstream_answer(&case).0, |s| s.trim().parse().unwrap());
+        assert_eq!(status, expected_status, "{}: client status", case.name);
         let expected = case.read(expected_file);
         let same = match (&expected, expected_file.ends_with(".json")) {
             (Some(expected), true) => {
@@ -141,7 +167,7 @@ fn streams_translate_the_same_whatever_the_split_point() {
         let Some(sse) = case.read("upstream_response.sse") else {
             continue;
         };
-        let (model, whole, _) = client_answer(&case);
+        let (model, _, whole, _) = client_answer(&case);
         for split in 0..=sse.len() {
             let (a, b) = sse.split_at(split);
             assert_eq!(
@@ -169,7 +195,7 @@ fn translated_streams_are_valid_openai_event_streams() {
         {
             continue;
         }
-        let (_, answer, _) = client_answer(&case);
+        let (_, _, answer, _) = client_answer(&case);
         let text = String::from_utf8(answer).unwrap();
         for event in text.split_terminator("\n\n") {
             let data = event

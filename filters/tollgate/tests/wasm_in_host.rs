@@ -307,11 +307,34 @@ fn adapter_translates_every_fixture_case_through_the_wasm() {
             (None, None) => (case.read("upstream_response.txt").unwrap(), "text/html"),
         };
         let status = status.unwrap_or_else(|| "200".into());
+        let client_status = case.read("client_status.txt").map_or_else(
+            || status.clone(),
+            |s| String::from_utf8(s).unwrap().trim().to_string(),
+        );
         let response_headers = [
             (":status", status.clone()),
             ("content-type", content_type.into()),
             ("content-length", body.len().to_string()),
+            ("openai-organization", "org-operator".into()),
+            ("set-cookie", "session=operator".into()),
+            ("x-request-id", "req-1".into()),
         ];
+        if body.is_empty() {
+            // No body: nothing to hold; the downstream pipeline writes the error body.
+            stream.send_response_headers(&response_headers, true);
+            let downstream = stream.downstream();
+            let headers = downstream.headers.unwrap();
+            assert_eq!(headers.get(":status"), Some(client_status), "{}", case.name);
+            assert_eq!(
+                headers.get("content-type"),
+                None,
+                "{}: an empty body is not labelled",
+                case.name
+            );
+            assert!(downstream.body.is_empty(), "{}", case.name);
+            stream.finish();
+            continue;
+        }
         stream.send_response_headers(&response_headers, false);
         // Streams arrive in arbitrary pieces; JSON in two.
         let piece = if content_type == "text/event-stream" {
@@ -340,8 +363,22 @@ fn adapter_translates_every_fixture_case_through_the_wasm() {
         );
         assert_eq!(
             response_headers.get(":status"),
-            Some(status),
-            "{}: the upstream status is kept",
+            Some(client_status),
+            "{}: the upstream status is kept unless the case says otherwise",
+            case.name
+        );
+        for hidden in ["openai-organization", "set-cookie"] {
+            assert_eq!(
+                response_headers.get(hidden),
+                None,
+                "{}: {hidden} reveals the operator",
+                case.name
+            );
+        }
+        assert_eq!(
+            response_headers.get("x-request-id").as_deref(),
+            Some("req-1"),
+            "{}",
             case.name
         );
         if let Some(expected) = case.read("client_response.json") {
@@ -368,36 +405,80 @@ fn adapter_translates_every_fixture_case_through_the_wasm() {
     }
 }
 
-#[test]
-fn adapter_sets_credentials_idempotently_across_retries_to_other_providers() {
-    let providers: Vec<ProviderEndpoint> = cases().into_iter().map(|c| c.provider).collect();
+const PROVIDER_PATH: [&str; 5] = [
+    "xds",
+    "upstream_host_metadata",
+    "filter_metadata",
+    "tollgate",
+    "provider",
+];
+
+/// The fixture table's providers, one each.
+fn unique_providers() -> Vec<ProviderEndpoint> {
     let mut unique: Vec<ProviderEndpoint> = Vec::new();
-    for p in providers {
+    for p in cases().into_iter().map(|c| c.provider) {
         if !unique.iter().any(|u| u.name == p.name) {
             unique.push(p);
         }
     }
-    let config = serde_json::json!({"backend": "llm", "providers": unique}).to_string();
+    unique
+}
+
+#[test]
+fn every_attempt_sets_every_header_it_depends_on_whatever_the_previous_attempt_left() {
+    let mut providers = unique_providers();
+    // A passthrough provider (keeps the client's model) next to the translated ones.
+    let mut passthrough = providers
+        .iter()
+        .find(|p| p.kind == ProviderKind::Openai)
+        .unwrap()
+        .clone();
+    passthrough.name = "openai-keep".into();
+    passthrough.model = None;
+    passthrough.override_model = false;
+    passthrough.api_key = Some("o-key".into());
+    providers.push(passthrough);
+    let config = serde_json::json!({"backend": "llm", "providers": providers}).to_string();
     let host = host("adapter", &config);
     let request = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-    // Envoy keeps header mutations across attempts: replay the first attempt's headers into
-    // the next attempt on another provider and check nothing stale survives.
+    // The pipeline's published facts: the body it forwards is `request`.
+    let facts =
+        serde_json::json!({"model": "gpt-4o-mini", "stream": false, "body_bytes": request.len()});
     let mut carried = request_headers(request.len());
-    for provider in unique.iter().rev().chain(unique.iter()) {
+    for (name, value) in [
+        ("openai-organization", "org-client"),
+        ("openai-project", "proj-client"),
+        ("anthropic-beta", "tools-2024"),
+        ("x-goog-user-project", "client-project"),
+        ("cookie", "a=b"),
+        ("x-api-key", "client-key"),
+    ] {
+        carried.push((name.to_string(), value.to_string()));
+    }
+    // Envoy keeps header mutations across attempts: replay each attempt's headers into the
+    // next attempt on another provider and check nothing stale survives.
+    let order: Vec<&ProviderEndpoint> = providers.iter().rev().chain(providers.iter()).collect();
+    for provider in order {
         let mut stream = host.stream();
-        stream.set_property(
-            &[
-                "xds",
-                "upstream_host_metadata",
-                "filter_metadata",
-                "tollgate",
-                "provider",
-            ],
-            Value::String(provider.name.clone()),
-        );
-        stream.send_request_headers(&carried, false);
-        stream.send_request_body(request, true);
-        let headers = stream.upstream().headers.unwrap();
+        stream.set_property(&PROVIDER_PATH, Value::String(provider.name.clone()));
+        stream.set_property(&["wasm.tollgate_request"], Value::String(facts.to_string()));
+        stream.set_property(&["tollgate_request"], Value::String(facts.to_string()));
+        match stream.send_request_headers(&carried, false) {
+            Outcome::Pause => {
+                stream.send_request_body(request, true);
+            }
+            _ => {
+                stream.send_request_body(request, true);
+            }
+        }
+        let upstream = stream.upstream();
+        let headers = upstream.headers.unwrap_or_else(|| {
+            panic!(
+                "{}: not sent upstream: {:?}",
+                provider.name,
+                stream.local_reply()
+            )
+        });
         let credentials: Vec<&str> = [
             "authorization",
             "x-api-key",
@@ -408,16 +489,314 @@ fn adapter_sets_credentials_idempotently_across_retries_to_other_providers() {
         .filter(|name| headers.get(name).is_some())
         .collect();
         let expected: &[&str] = match (provider.kind, provider.api_key.is_some()) {
+            (ProviderKind::Anthropic, true) => &["x-api-key", "anthropic-version"],
+            (ProviderKind::Anthropic, false) => &["anthropic-version"],
             (_, false) => &[],
             (ProviderKind::Openai, true) => &["authorization"],
-            (ProviderKind::Anthropic, true) => &["x-api-key", "anthropic-version"],
             (ProviderKind::Gemini, true) => &["x-goog-api-key"],
         };
         assert_eq!(credentials, expected, "{}", provider.name);
+        assert_eq!(
+            headers.get("content-length"),
+            Some(upstream.body.len().to_string()),
+            "{}: content-length is this attempt's body",
+            provider.name
+        );
+        assert_eq!(
+            headers.get("accept-encoding").as_deref(),
+            Some("identity"),
+            "{}",
+            provider.name
+        );
+        assert_eq!(
+            headers.get(":authority").as_deref(),
+            Some(provider.authority.as_str())
+        );
+        for control in [
+            "openai-organization",
+            "openai-project",
+            "anthropic-beta",
+            "x-goog-user-project",
+            "cookie",
+        ] {
+            assert_eq!(
+                headers.get(control),
+                None,
+                "{}: {control} reached the provider",
+                provider.name
+            );
+        }
         carried = headers
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
             .collect();
+        stream.finish();
+    }
+}
+
+#[test]
+fn a_passthrough_attempt_without_published_length_drops_a_stale_content_length() {
+    let provider: ProviderEndpoint = serde_json::from_value(serde_json::json!(
+        {"name": "keep", "kind": "openai", "authority": "o", "override_model": false}))
+    .unwrap();
+    let other: ProviderEndpoint = serde_json::from_value(serde_json::json!(
+        {"name": "other", "kind": "openai", "authority": "x"}))
+    .unwrap();
+    let config = serde_json::json!({"backend": "llm", "providers": [provider, other]}).to_string();
+    let host = host("adapter", &config);
+    let request = br#"{"model":"a-model-name-of-another-length","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut stream = host.stream();
+    stream.set_property(&PROVIDER_PATH, Value::String("keep".into()));
+    stream.set_property(
+        &["tollgate_request"],
+        Value::String(r#"{"model":"a-model-name-of-another-length","stream":false}"#.into()),
+    );
+    // A previous (translated) attempt left its own length.
+    let mut headers = request_headers(7);
+    headers.push(("content-length".into(), "7".into()));
+    assert_eq!(
+        stream.send_request_headers(&headers, false),
+        Outcome::Continue
+    );
+    stream.send_request_body(request, true);
+    let upstream = stream.upstream();
+    assert_eq!(upstream.body, request.to_vec(), "the body is unchanged");
+    assert_eq!(upstream.headers.unwrap().get("content-length"), None);
+}
+
+fn adapter_with_env(
+    provider: serde_json::Value,
+    env: &[(&str, &str)],
+) -> Result<Host, tollgate_host::HostError> {
+    let config = serde_json::json!({"backend": "llm", "providers": [provider]}).to_string();
+    let mut builder = Host::builder()
+        .module(module())
+        .vm_id("tollgate")
+        .root_id("adapter")
+        .configuration(config.as_bytes())
+        .allow_on_headers_stop_iteration(true);
+    for (name, value) in env {
+        builder = builder.env(name, value);
+    }
+    builder.build()
+}
+
+#[test]
+fn a_key_named_by_api_key_env_is_read_from_the_vm_environment_and_never_logged() {
+    const KEY: &str = "sk-from-the-environment-0123";
+    let host = adapter_with_env(
+        serde_json::json!({"name": "oa", "kind": "openai", "model": "gpt-4o-mini",
+                           "authority": "api.openai.com", "api_key_env": "TOLLGATE_OPENAI_KEY"}),
+        &[("OTHER", "x"), ("TOLLGATE_OPENAI_KEY", KEY)],
+    )
+    .unwrap();
+    let request = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut stream = host.stream();
+    stream.send_request_headers(&request_headers(request.len()), false);
+    stream.send_request_body(request, true);
+    let headers = stream.upstream().headers.unwrap();
+    assert_eq!(headers.get("authorization"), Some(format!("Bearer {KEY}")));
+    stream.send_response_headers(
+        &[(":status", "401"), ("content-type", "application/json")],
+        false,
+    );
+    stream.send_response_body(format!(r#"{{"error":{{"message":"Incorrect API key provided: {}","type":"invalid_request_error"}}}}"#, &KEY[..6]).as_bytes(), true);
+    let downstream = stream.downstream();
+    assert_eq!(
+        downstream.headers.unwrap().get(":status").as_deref(),
+        Some("502")
+    );
+    let body = String::from_utf8_lossy(&downstream.body).into_owned();
+    assert!(body.contains("refused the gateway's credentials"), "{body}");
+    assert!(
+        !body.contains("sk-fro"),
+        "the provider's text (a masked key) is not relayed: {body}"
+    );
+    let logs: Vec<String> = host.logs().iter().map(|l| format!("{l:?}")).collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("refused the gateway's credentials")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| !l.contains(KEY) && !l.contains("sk-fro")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn a_missing_key_variable_fails_the_configuration_naming_the_variable() {
+    let error = adapter_with_env(
+        serde_json::json!({"name": "oa", "kind": "openai", "authority": "api.openai.com",
+                           "api_key_env": "TOLLGATE_MISSING_KEY"}),
+        &[("TOLLGATE_OTHER_KEY", "sk-other-secret")],
+    )
+    .err()
+    .expect("the configuration must fail");
+    let text = error.to_string();
+    assert!(
+        text.contains("TOLLGATE_MISSING_KEY")
+            || format!("{error:?}").contains("TOLLGATE_MISSING_KEY"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-other-secret"), "{text}");
+}
+
+/// An Anthropic adapter stream with the request sent, ready for the provider's answer.
+fn anthropic_stream(host: &Host, stream_request: bool) -> tollgate_host::Stream {
+    let request = if stream_request {
+        &br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#[..]
+    } else {
+        &br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#[..]
+    };
+    let mut stream = host.stream();
+    stream.send_request_headers(&request_headers(request.len()), false);
+    stream.send_request_body(request, true);
+    stream
+}
+
+fn anthropic_host() -> Host {
+    let provider = cases()
+        .into_iter()
+        .find(|c| c.provider.kind == ProviderKind::Anthropic)
+        .unwrap()
+        .provider;
+    host(
+        "adapter",
+        &serde_json::json!({"backend": "b", "providers": [provider]}).to_string(),
+    )
+}
+
+#[test]
+fn answers_the_adapter_cannot_read_become_openai_502s_with_their_real_length() {
+    let host = anthropic_host();
+    type Headers<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(&str, Headers, &[u8]); 3] = [
+        (
+            "untranslatable 200",
+            &[(":status", b"200"), ("content-type", b"application/json")],
+            b"<html>moved</html>",
+        ),
+        (
+            "gzip body",
+            &[
+                (":status", b"200"),
+                ("content-type", b"application/json"),
+                ("content-encoding", b"gzip"),
+            ],
+            b"\x1f\x8b\x08\x00garbage",
+        ),
+        (
+            "non-UTF-8 header value",
+            &[
+                (":status", b"200"),
+                ("content-type", b"application/json\xff\xfe"),
+                ("x-odd", b"\xc3\x28"),
+            ],
+            b"not json",
+        ),
+    ];
+    for (what, headers, body) in cases {
+        let mut stream = anthropic_stream(&host, false);
+        stream.send_response_headers(headers, false);
+        assert!(
+            stream.response_paused(),
+            "{what}: the headers are held until the body is read"
+        );
+        stream.send_response_body(body, true);
+        let downstream = stream.downstream();
+        let response_headers = downstream.headers.unwrap();
+        assert_eq!(
+            response_headers.get(":status").as_deref(),
+            Some("502"),
+            "{what}"
+        );
+        assert_eq!(response_headers.get("content-encoding"), None, "{what}");
+        assert_eq!(
+            response_headers.get("content-type").as_deref(),
+            Some("application/json"),
+            "{what}"
+        );
+        assert_eq!(
+            response_headers.get("content-length"),
+            Some(downstream.body.len().to_string()),
+            "{what}"
+        );
+        let error = json(&downstream.body, what);
+        assert_eq!(error["error"]["code"], "bad_provider_answer", "{what}");
+        stream.finish();
+        assert!(host.traps().is_empty(), "{what}: {:?}", host.traps());
+    }
+}
+
+#[test]
+fn a_stream_whose_event_outgrows_the_cap_ends_with_an_error_event_and_is_counted() {
+    let host = anthropic_host();
+    let mut stream = anthropic_stream(&host, true);
+    stream.send_response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
+    stream.send_response_body(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\"}}\n\ndata: ", false);
+    let piece = vec![b'x'; 256 * 1024];
+    for _ in 0..5 {
+        stream.send_response_body(&piece, false);
+    }
+    stream.send_response_body(b"\n\n", true);
+    let downstream = stream.downstream();
+    let events = sse_events(&downstream.body);
+    assert_eq!(events.last(), Some(&Json::from("[DONE]")));
+    let error = &events[events.len() - 2];
+    assert_eq!(error["error"]["code"], "bad_provider_answer", "{events:?}");
+    assert!(
+        downstream.body.len() < 4096,
+        "the oversized event is not relayed"
+    );
+    assert_eq!(
+        host.metric("wasmcustom.tollgate_adapter_stream_faults_total"),
+        Some(1)
+    );
+    assert_eq!(
+        host.metric("wasmcustom.tollgate_adapter_stream_cap_exceeded_total"),
+        Some(1)
+    );
+    assert!(host.traps().is_empty(), "{:?}", host.traps());
+}
+
+#[test]
+fn a_kept_client_model_reaches_the_model_header_only_when_it_is_a_safe_token() {
+    let provider: ProviderEndpoint = serde_json::from_value(serde_json::json!(
+        {"name": "keep", "kind": "anthropic", "authority": "a", "override_model": false}))
+    .unwrap();
+    let host = host(
+        "adapter",
+        &serde_json::json!({"backend": "b", "providers": [provider]}).to_string(),
+    );
+    for (model, expected) in [
+        ("claude-x", Some("claude-x")),
+        ("bad model\twith tab", None),
+    ] {
+        let request =
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+                .to_string();
+        let mut stream = host.stream();
+        stream.send_request_headers(&request_headers(request.len()), false);
+        stream.send_request_body(request.as_bytes(), true);
+        stream.send_response_headers(
+            &[(":status", "200"), ("content-type", "application/json")],
+            false,
+        );
+        stream.send_response_body(
+            br#"{"id":"x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn"}"#,
+            true,
+        );
+        let headers = stream.downstream().headers.unwrap();
+        assert_eq!(
+            headers.get("x-tollgate-model").as_deref(),
+            expected,
+            "{model:?}"
+        );
         stream.finish();
     }
 }

@@ -40,6 +40,7 @@ struct PluginSpec {
     root_id: String,
     configuration: Vec<u8>,
     vm_configuration: Vec<u8>,
+    environment: Vec<(String, String)>,
     allow_on_headers_stop_iteration: bool,
     failure_policy: FailurePolicy,
 }
@@ -96,6 +97,7 @@ impl HostBuilder {
             root_id: String::new(),
             configuration: Vec::new(),
             vm_configuration: Vec::new(),
+            environment: Vec::new(),
             allow_on_headers_stop_iteration: false,
             failure_policy: FailurePolicy::FailClosed,
         });
@@ -144,6 +146,13 @@ impl HostBuilder {
     /// VM configuration bytes (`vm_config.configuration`), passed to `on_vm_start`.
     pub fn vm_configuration(self, bytes: impl AsRef<[u8]>) -> Self {
         self.last(|p| p.vm_configuration = bytes.as_ref().to_vec())
+    }
+
+    /// Adds a variable to the VM's WASI environment (`environ_get`), as Envoy's
+    /// `vm_config.environment_variables` (`key_values`, or `host_env_keys` with the variable
+    /// set in Envoy's environment) does. Empty by default, as in Envoy.
+    pub fn env(self, name: &str, value: &str) -> Self {
+        self.last(|p| p.environment.push((name.to_string(), value.to_string())))
     }
 
     /// `allow_on_headers_stop_iteration`: Pause on headers becomes StopIteration (bodies still come).
@@ -353,6 +362,7 @@ impl Starter {
             vm_id: spec.vm_id.clone(),
             worker,
             vm_configuration: spec.vm_configuration.clone(),
+            environment: spec.environment.clone(),
             cpu_limit: self.cpu_limit,
         })
         .map_err(|e| match e {

@@ -1004,6 +1004,34 @@ fn write_two_zeros(c: Cx, a: i32, b: i32) -> Result<i32, Fail> {
     Ok(0)
 }
 
+/// The WASI environment entries, `k=v\0` each, as Envoy serializes them.
+fn environ_entries(c: &Caller<'_, VmData>) -> Vec<Vec<u8>> {
+    c.data()
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\0").into_bytes())
+        .collect()
+}
+
+fn environ_sizes_get(c: Cx, count_ptr: i32, size_ptr: i32) -> Result<i32, Fail> {
+    let entries = environ_entries(c);
+    let size: usize = entries.iter().map(Vec::len).sum();
+    write_u32(c, count_ptr, entries.len() as u32)?;
+    write_u32(c, size_ptr, size as u32)?;
+    Ok(0)
+}
+
+fn environ_get(c: Cx, array_ptr: i32, buf_ptr: i32) -> Result<i32, Fail> {
+    let entries = environ_entries(c);
+    let mut at = buf_ptr as u32;
+    for (i, entry) in entries.iter().enumerate() {
+        write_u32(c, array_ptr + 4 * i as i32, at)?;
+        write(c, at, entry)?;
+        at += entry.len() as u32;
+    }
+    Ok(0)
+}
+
 fn clock_time_get(c: Cx, clock: i32, _precision: i64, ret: i32) -> Result<i32, Fail> {
     let (wall, monotonic) = {
         let world = c.data().world.borrow();
@@ -1134,13 +1162,13 @@ pub(crate) fn define(linker: &mut Linker<VmData>) -> wasmtime::Result<()> {
 
     wasi_fn!(linker, "fd_write", fd_write, (a: i32, b: i32, d: i32, e: i32));
     wasi_fn!(linker, "fd_fdstat_get", fd_fdstat_get, (a: i32, b: i32));
-    wasi_fn!(linker, "environ_sizes_get", write_two_zeros, (a: i32, b: i32));
+    wasi_fn!(linker, "environ_sizes_get", environ_sizes_get, (a: i32, b: i32));
+    wasi_fn!(linker, "environ_get", environ_get, (a: i32, b: i32));
     wasi_fn!(linker, "args_sizes_get", write_two_zeros, (a: i32, b: i32));
     wasi_fn!(linker, "clock_time_get", clock_time_get, (a: i32, b: i64, d: i32));
     wasi_fn!(linker, "clock_res_get", clock_res_get, (a: i32, b: i32));
     wasi_fn!(linker, "random_get", random_get, (a: i32, b: i32));
     wasi_fn!(linker, "poll_oneoff", poll_oneoff, (a: i32, b: i32, d: i32, e: i32));
-    wasi_stub!(linker, "environ_get", 0, (i32, i32));
     wasi_stub!(linker, "args_get", 0, (i32, i32));
     wasi_stub!(linker, "fd_read", ERRNO_NOSYS, (i32, i32, i32, i32));
     wasi_stub!(linker, "fd_seek", 0, (i32, i64, i32, i32));

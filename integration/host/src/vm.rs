@@ -267,6 +267,8 @@ pub(crate) struct VmData {
     pub vm_id: String,
     pub worker: Option<usize>,
     pub vm_configuration: Vec<u8>,
+    /// The WASI environment (`vm_config.environment_variables`), in order.
+    pub environment: Vec<(String, String)>,
     pub contexts: HashMap<u32, ContextKind>,
     pub next_context_id: u32,
     pub effective_context: u32,
@@ -363,6 +365,7 @@ pub(crate) struct VmSpec<'a> {
     pub vm_id: String,
     pub worker: Option<usize>,
     pub vm_configuration: Vec<u8>,
+    pub environment: Vec<(String, String)>,
     pub cpu_limit: Duration,
 }
 
@@ -384,6 +387,7 @@ impl Vm {
             vm_id: spec.vm_id,
             worker: spec.worker,
             vm_configuration: spec.vm_configuration,
+            environment: spec.environment,
             contexts: HashMap::new(),
             next_context_id: 1,
             effective_context: 0,

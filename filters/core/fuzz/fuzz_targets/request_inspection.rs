@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
             authority: "a".into(),
             path_prefix: String::new(),
             api_key: None,
+            api_key_env: None,
             api_version: None,
+            allow_client_headers: Vec::new(),
         };
         let _ = upstream_request(&provider, data);
     }

@@ -79,7 +79,7 @@ pub fn to_chat_completion(
     context: &ResponseContext,
 ) -> Result<ChatCompletion, GatewayError> {
     let response: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::Unavailable(format!("The Anthropic answer could not be read: {e}"))
+        GatewayError::BadProviderAnswer(format!("The Anthropic answer could not be read: {e}"))
     })?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();

@@ -9,10 +9,11 @@ use crate::anthropic::response::AnthropicUsage;
 use crate::config::ProviderKind;
 use crate::errors::translate_error_body;
 use crate::openai::response::{
-    write_sse_data, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, SSE_DONE,
+    write_sse_data, write_sse_error, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta,
+    ToolCallDelta, SSE_DONE,
 };
 use crate::sse::{SseEvent, SseParser};
-use crate::translate::ResponseContext;
+use crate::translate::{ResponseContext, StreamFault, MAX_STREAM_TOOL_CALLS};
 use crate::usage::TokenUsage;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -37,6 +38,10 @@ struct StreamState {
     input_parts: (u64, u64, u64),
     finish_reason: Option<&'static str>,
     done: bool,
+    /// Why the stream was ended with an error event, if it was.
+    fault: Option<StreamFault>,
+    /// The upstream ended: an event that does not parse now is a cut one.
+    finishing: bool,
 }
 
 /// One Anthropic event, read as a flat struct rather than a `type`-tagged enum: serde buffers
@@ -109,6 +114,8 @@ impl AnthropicStreamTranslator {
                 input_parts: (0, 0, 0),
                 finish_reason: None,
                 done: false,
+                fault: None,
+                finishing: false,
             },
         }
     }
@@ -117,17 +124,27 @@ impl AnthropicStreamTranslator {
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let state = &mut self.state;
         self.parser.push(chunk, |event| state.on_event(event, out));
+        if self.parser.overflowed() {
+            state.fail(out, StreamFault::EventTooLarge);
+        }
     }
 
     /// Ends the stream. If the upstream closed after its finish reason without `message_stop`,
-    /// the usage chunk and `[DONE]` are still sent; a stream cut earlier is left unterminated so
-    /// the client can tell it was cut.
+    /// the usage chunk and `[DONE]` are still sent; a stream cut earlier ends with an error
+    /// event and `[DONE]`, so the client can tell it was cut.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let state = &mut self.state;
+        state.finishing = true;
         self.parser.finish(|event| state.on_event(event, out));
         if !state.done && state.finish_reason.is_some() {
             state.end(out);
         }
+        state.fail(out, StreamFault::Cut);
+    }
+
+    /// Why the stream ended with an error event, if it did.
+    pub fn fault(&self) -> Option<StreamFault> {
+        self.state.fault
     }
 
     /// Token usage seen so far (complete once the stream ended).
@@ -142,7 +159,12 @@ impl StreamState {
             return;
         }
         let Ok(parsed) = serde_json::from_str::<RawEvent<'_>>(event.data) else {
-            return; // an event we cannot read carries nothing we could translate
+            let fault = if self.finishing {
+                StreamFault::Cut
+            } else {
+                StreamFault::Unreadable
+            };
+            return self.fail(out, fault);
         };
         match parsed.kind.as_ref() {
             "message_start" => {
@@ -175,6 +197,9 @@ impl StreamState {
                         }
                     }
                     "tool_use" => {
+                        if self.tool_blocks.len() >= MAX_STREAM_TOOL_CALLS {
+                            return self.fail(out, StreamFault::TooManyToolCalls);
+                        }
                         let tool_index = self.next_tool_index;
                         self.next_tool_index += 1;
                         self.tool_blocks.push((parsed.index, tool_index));
@@ -243,6 +268,17 @@ impl StreamState {
             }
             _ => {} // ping, content_block_stop, and events added later
         }
+    }
+
+    /// Ends the client's stream with an error event and `[DONE]` (once; a finished stream
+    /// is left as it is).
+    fn fail(&mut self, out: &mut Vec<u8>, fault: StreamFault) {
+        if self.done {
+            return;
+        }
+        write_sse_error(out, &fault.error());
+        self.fault = Some(fault);
+        self.done = true;
     }
 
     fn write_content(&self, out: &mut Vec<u8>, text: &str) {

@@ -164,6 +164,16 @@ pub struct ProviderEndpoint {
     /// Anthropic's `anthropic-version` header.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// Client request headers this provider may receive although they steer a provider
+    /// account: by default the adapter removes `authorization`, `x-api-key`, `cookie`,
+    /// `proxy-authorization` and every `openai-*`, `anthropic-*` and `x-goog-*` header a client
+    /// sends (what comes from clients is data). Lower-case names, matched exactly, e.g.
+    /// `["anthropic-beta"]`. The credential headers (`authorization`, `x-api-key`,
+    /// `x-goog-api-key`) are always the gateway's (set, or removed), whatever this says: after
+    /// a retry they may hold another provider's key. `anthropic-version` may be allowed for an
+    /// Anthropic provider without `api_version`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_client_headers: Vec<String>,
 }
 
 fn default_true() -> bool {

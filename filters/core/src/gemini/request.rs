@@ -4,6 +4,7 @@ use crate::errors::GatewayError;
 use crate::openai::request::{ChatRequest, ContentPart, Message, MessageContent, ToolChoice};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// A `generateContent` / `streamGenerateContent` body (the model is in the path).
 #[derive(Debug, Serialize)]
@@ -74,6 +75,19 @@ pub fn to_generate_content_request(
 ) -> Result<GenerateContentRequest, GatewayError> {
     let mut system_parts = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
+    // Tool call id -> function name, built once: a tool message is named after the call it
+    // answers, and looking each one up in the whole history was quadratic in tool messages.
+    let mut call_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for call in request
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter().flatten())
+    {
+        // The first call with an id names it, as a scan from the start would.
+        call_names
+            .entry(call.id.as_str())
+            .or_insert(call.function.name.as_str());
+    }
     for message in &request.messages {
         let (role, parts) = match message.role.as_str() {
             "system" | "developer" => {
@@ -84,10 +98,7 @@ pub fn to_generate_content_request(
             }
             "user" => ("user", user_parts(message)),
             "assistant" => ("model", model_parts(message)?),
-            "tool" => (
-                "user",
-                vec![function_response_part(message, &request.messages)?],
-            ),
+            "tool" => ("user", vec![function_response_part(message, &call_names)?]),
             other => {
                 return Err(GatewayError::invalid(
                     format!("Invalid value for 'messages[].role': '{other}' is not supported."),
@@ -210,18 +221,19 @@ fn model_parts(message: &Message) -> Result<Vec<Value>, GatewayError> {
 
 /// A tool result as Gemini wants it: named after the function whose call it answers, with an
 /// object as response (a JSON object result is used as is, anything else is wrapped).
-fn function_response_part(message: &Message, history: &[Message]) -> Result<Value, GatewayError> {
+fn function_response_part(
+    message: &Message,
+    call_names: &BTreeMap<&str, &str>,
+) -> Result<Value, GatewayError> {
     let call_id = message.tool_call_id.as_deref().ok_or_else(|| {
         GatewayError::invalid(
             "Missing 'tool_call_id' on a message with role 'tool'.",
             Some("messages"),
         )
     })?;
-    let name = history
-        .iter()
-        .flat_map(|m| m.tool_calls.iter().flatten())
-        .find(|call| call.id == call_id)
-        .map(|call| call.function.name.clone())
+    let name = call_names
+        .get(call_id)
+        .map(|name| (*name).to_string())
         .ok_or_else(|| {
             GatewayError::invalid(
                 format!("The tool message answers the unknown call '{call_id}'."),

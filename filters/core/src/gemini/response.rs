@@ -110,7 +110,7 @@ pub fn to_chat_completion(
     context: &ResponseContext,
 ) -> Result<ChatCompletion, GatewayError> {
     let response: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::Unavailable(format!("The Gemini answer could not be read: {e}"))
+        GatewayError::BadProviderAnswer(format!("The Gemini answer could not be read: {e}"))
     })?;
     let blocked = response.prompt_blocked().then(|| Choice {
         index: 0,

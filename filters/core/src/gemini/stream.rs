@@ -7,10 +7,11 @@
 use crate::gemini::finish_reason::finish_reason;
 use crate::gemini::response::GenerateContentResponse;
 use crate::openai::response::{
-    write_sse_data, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, SSE_DONE,
+    write_sse_data, write_sse_error, ChatCompletionChunk, ChunkChoice, Delta, FunctionDelta,
+    ToolCallDelta, SSE_DONE,
 };
 use crate::sse::{SseEvent, SseParser};
-use crate::translate::ResponseContext;
+use crate::translate::{ResponseContext, StreamFault, MAX_STREAM_TOOL_CALLS};
 use crate::usage::TokenUsage;
 
 /// Translates a Gemini event stream into an OpenAI one as its bytes arrive.
@@ -31,6 +32,12 @@ struct StreamState {
     usage: TokenUsage,
     finished: bool,
     done: bool,
+    /// Tool calls sent so far, all candidates together (capped).
+    tool_calls_total: usize,
+    /// Why the stream was ended with an error event, if it was.
+    fault: Option<StreamFault>,
+    /// The upstream ended: an event that does not parse now is a cut one.
+    finishing: bool,
 }
 
 impl GeminiStreamTranslator {
@@ -47,6 +54,9 @@ impl GeminiStreamTranslator {
                 usage: TokenUsage::default(),
                 finished: false,
                 done: false,
+                tool_calls_total: 0,
+                fault: None,
+                finishing: false,
             },
         }
     }
@@ -55,11 +65,21 @@ impl GeminiStreamTranslator {
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         let state = &mut self.state;
         self.parser.push(chunk, |event| state.on_event(event, out));
+        if self.parser.overflowed() {
+            state.fail(out, StreamFault::EventTooLarge);
+        }
     }
 
-    /// Ends the stream: usage chunk and `[DONE]` if the answer finished, nothing if it was cut.
+    /// Why the stream ended with an error event, if it did.
+    pub fn fault(&self) -> Option<StreamFault> {
+        self.state.fault
+    }
+
+    /// Ends the stream: usage chunk and `[DONE]` if the answer finished; an error event and
+    /// `[DONE]` if it was cut.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let state = &mut self.state;
+        state.finishing = true;
         self.parser.finish(|event| state.on_event(event, out));
         if state.finished && !state.done {
             let chunk = ChatCompletionChunk {
@@ -74,6 +94,7 @@ impl GeminiStreamTranslator {
             out.extend_from_slice(SSE_DONE);
             state.done = true;
         }
+        state.fail(out, StreamFault::Cut);
     }
 
     /// Token usage seen so far (complete once the stream ended).
@@ -88,7 +109,12 @@ impl StreamState {
             return;
         }
         let Ok(response) = serde_json::from_str::<GenerateContentResponse>(event.data) else {
-            return;
+            let fault = if self.finishing {
+                StreamFault::Cut
+            } else {
+                StreamFault::Unreadable
+            };
+            return self.fail(out, fault);
         };
         if !self.started {
             self.started = true;
@@ -131,6 +157,13 @@ impl StreamState {
                     );
                 }
                 if let Some(call) = part.function_call {
+                    if self.tool_calls_total >= MAX_STREAM_TOOL_CALLS
+                        || (self.tool_calls_sent.len() >= MAX_STREAM_TOOL_CALLS
+                            && !self.tool_calls_sent.iter().any(|(c, _)| *c == index))
+                    {
+                        return self.fail(out, StreamFault::TooManyToolCalls);
+                    }
+                    self.tool_calls_total += 1;
                     called_functions = true;
                     let tool_index = self.next_tool_index(index);
                     let id = format!("call_{tool_index}");
@@ -167,6 +200,17 @@ impl StreamState {
                 );
             }
         }
+    }
+
+    /// Ends the client's stream with an error event and `[DONE]` (once; a finished stream
+    /// is left as it is).
+    fn fail(&mut self, out: &mut Vec<u8>, fault: StreamFault) {
+        if self.done {
+            return;
+        }
+        write_sse_error(out, &fault.error());
+        self.fault = Some(fault);
+        self.done = true;
     }
 
     fn next_tool_index(&mut self, candidate: u32) -> u32 {

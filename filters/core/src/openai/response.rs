@@ -125,3 +125,12 @@ pub fn write_sse_data<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 
 /// The event that ends every OpenAI stream.
 pub const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Ends an OpenAI stream with an error event (OpenAI's SDKs raise it as an `APIError`) and
+/// `data: [DONE]`, so a stream the gateway cannot finish is still well-formed.
+pub fn write_sse_error(out: &mut Vec<u8>, error: &crate::errors::GatewayError) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&error.to_openai().to_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(SSE_DONE);
+}

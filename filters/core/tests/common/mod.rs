@@ -4,7 +4,9 @@
 //! it). Each case holds `request.json` (what the client sends), `upstream_path.txt` and
 //! `upstream_request.json` (what the provider must receive), the provider's answer
 //! (`upstream_response.json`, `.sse` or `.txt`, with `upstream_status.txt` when it is an error)
-//! and the answer the client must get (`client_response.json` or `.sse`).
+//! and the answer the client must get (`client_response.json` or `.sse`, with
+//! `client_status.txt` when the client's status is not the provider's, e.g. a 401 that
+//! becomes a 502).
 
 #![allow(dead_code)]
 
@@ -59,7 +61,11 @@ pub fn all_cases() -> Vec<Case> {
         .map(|e| e.unwrap().path())
         .collect();
     pairs.sort();
-    for pair in pairs.into_iter().filter(|p| p.is_dir()) {
+    // A pair is a folder with a provider.json (other folders hold other tables).
+    for pair in pairs
+        .into_iter()
+        .filter(|p| p.is_dir() && p.join("provider.json").exists())
+    {
         let provider: ProviderEndpoint =
             serde_json::from_slice(&fs::read(pair.join("provider.json")).unwrap()).unwrap();
         let mut dirs: Vec<PathBuf> = fs::read_dir(&pair)
