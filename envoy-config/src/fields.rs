@@ -93,7 +93,7 @@ pub const FIELD_TABLE: &[(&str, &str, &str)] = &[
     ("TrafficPolicy", "spec.loadBalancer.healthCheck.http.path", "health_checks[0].http_health_check.path (kgateway spelling)"),
     ("TrafficPolicy", "spec.loadBalancer.healthCheck.http.host", "health_checks[0].http_health_check.host"),
     ("TrafficPolicy", "spec.jwt.providers[].name", "jwt_authn providers key; the policy's requirement_map entry (named after the policy) names it; the targeted HTTPRoutes' routes carry PerRouteConfig.requirement_name, no other route is verified; claim sub -> x-tollgate-client"),
-    ("TrafficPolicy", "spec.jwt.optional", "true: the requirement also allows a missing token (allow_missing); default false: no valid token, 401 in the OpenAI format"),
+    ("TrafficPolicy", "spec.jwt.optional", "true: a request without a valid token passes as anonymous, no claims and no x-tollgate-client (allow_missing_or_failed: an OpenAI SDK's own API key in Authorization is no JWT); default false: no valid token, 401 (403 for another audience) in the OpenAI format"),
     ("TrafficPolicy", "spec.apiKeyAuth.clients[].name", "api_key_auth credentials[].client on the targeted HTTPRoutes' routes (ApiKeyAuthPerRoute); forwarded as x-tollgate-client; the key itself is removed (hide_credentials)"),
     ("TrafficPolicy", "spec.apiKeyAuth.clients[].secretRef.name", "api_key_auth credentials[].key, read from <secrets-dir>/<name>/<key> or $TOLLGATE_SECRET_<NAME> (envoy.yaml then written 0600; /config_dump redacts it)"),
     ("TrafficPolicy", "spec.apiKeyAuth.clients[].secretRef.key", "file name inside the Secret folder (default Authorization); env variable suffix _<KEY>"),

@@ -135,7 +135,7 @@ fn the_companions_jwt_policy_is_aimed_at_llm_routes_only_and_optional() {
     assert!(jwt.get("rules").is_none(), "no rule for every path: {jwt}");
     assert_eq!(
         jwt["requirement_map"],
-        json!({"jwt-auth": {"requires_any": {"requirements": [{"provider_name": "tollgate-dev"}, {"allow_missing": {}}]}}}),
+        json!({"jwt-auth": {"requires_any": {"requirements": [{"provider_name": "tollgate-dev"}, {"allow_missing_or_failed": {}}]}}}),
         "the companion's policy says optional: true"
     );
     let routes = hcm(&bootstrap)["route_config"]["virtual_hosts"][0]["routes"]

@@ -78,7 +78,7 @@ fn a_jwt_policy_requires_a_token_unless_it_says_optional() {
     assert_eq!(
         jwt["requirement_map"],
         json!({"require-jwt": {"provider_name": "tollgate-dev"}}),
-        "no allow_missing"
+        "no allow_missing_or_failed"
     );
     assert!(jwt.get("rules").is_none(), "no rule covers every path");
     assert_eq!(
@@ -237,4 +237,34 @@ fn an_optional_jwt_is_no_client_authentication_for_the_warning() {
         "the companion's JWT is optional: {exposed:?}"
     );
     assert!(!exposed.iter().any(|w| w.contains("\"mcp-routes\"")));
+}
+
+#[test]
+fn the_mcp_route_and_cluster_carry_no_provider_key() {
+    let bootstrap = envoy(&request());
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+    let upstream_filters = |name: &str| {
+        let cluster = clusters.iter().find(|c| c["name"] == name).unwrap();
+        cluster["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
+            .clone()
+    };
+    assert!(
+        upstream_filters("tools").is_null(),
+        "the MCP cluster forwards as is: no adapter"
+    );
+    assert_eq!(
+        upstream_filters("anthropic")[0]["typed_config"]["config"]["root_id"],
+        "adapter",
+        "an AI cluster that translates has the adapter"
+    );
+    for route in routes(&bootstrap) {
+        if route["name"].as_str().unwrap().starts_with("mcp/") {
+            let text = route.to_string();
+            assert!(
+                route["request_headers_to_add"].is_null() && !text.contains("ENVIRONMENT"),
+                "no credential is added on the MCP route: {route}"
+            );
+        }
+    }
 }

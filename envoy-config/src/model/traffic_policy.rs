@@ -320,8 +320,8 @@ pub struct HttpHealthCheck {
 pub struct Jwt {
     /// Accepted issuers.
     pub providers: Vec<JwtProvider>,
-    /// `true`: a request without a token passes (anonymous); a bad token is still refused.
-    /// Default `false`: no valid token, 401.
+    /// `true`: a request without a valid token passes, anonymous (OpenAI SDKs always send
+    /// `Authorization: Bearer <key>`, which is no JWT). Default `false`: no valid token, 401.
     #[serde(default)]
     pub optional: bool,
 }

@@ -568,8 +568,10 @@ fn jwt_authn(plan: &Plan, providers: &[crate::model::traffic_policy::JwtProvider
                 .map(|p| json!({"provider_name": p}))
                 .collect();
             if requirement.optional {
-                // A request without a token passes (anonymous); a bad token is refused.
-                any.push(json!({"allow_missing": {}}));
+                // Without a valid token the request passes, anonymous: an OpenAI SDK always
+                // sends `Authorization: Bearer <its key>`, which is no JWT. A bad token gains
+                // nothing over none (no claims, no client header).
+                any.push(json!({"allow_missing_or_failed": {}}));
             }
             let requirement = match any.as_slice() {
                 [one] => one.clone(),

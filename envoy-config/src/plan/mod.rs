@@ -189,7 +189,7 @@ pub struct DnsPlan {
 pub struct JwtRequirement {
     /// Any one of these providers may have signed the token.
     pub providers: Vec<String>,
-    /// A request without a token passes too (`allow_missing`).
+    /// A request without a valid token passes too, anonymous (`allow_missing_or_failed`).
     pub optional: bool,
 }
 

@@ -291,3 +291,79 @@ fn what_the_gateway_serves_still_reaches_the_providers() {
         (1, 0, 0)
     );
 }
+
+#[test]
+fn the_guide_and_companion_gateway_refuses_the_abuses_and_lists_its_models() {
+    let openai = mock(Kind::Openai, Some(OPENAI_KEY));
+    let others = mock(Kind::Openai, None);
+    let mcp = mock(Kind::Openai, None);
+    let mut spec = GatewaySpec::guide_and_companion()
+        .endpoint("openai", openai.base_url())
+        .endpoint("mcp-tools", mcp.base_url())
+        .endpoint("semantic-cache-service", "http://127.0.0.1:9")
+        .secret("openai-secret", OPENAI_KEY)
+        .secret("anthropic-secret", ANTHROPIC_KEY)
+        .secret("google-ai-secret", GOOGLE_KEY);
+    for name in ["gpt-4o-mini", "claude-haiku", "gemini-flash", "local-llama"] {
+        spec = spec.endpoint(name, others.base_url());
+    }
+    let gateway = Gateway::start(&spec).unwrap();
+    let port = gateway.port;
+    let reached = || openai.request_count() + others.request_count();
+    for (method, path) in [
+        ("GET", "/openai/v1/files"),
+        ("DELETE", "/openai/v1/files/abc"),
+        ("GET", "/v1/batches"),
+        ("POST", "/batch/v1/embeddings"),
+        ("GET", "/stream/v1/chat/completions"),
+    ] {
+        let response = raw_request(port, method, path, SDK, "").unwrap();
+        assert!(
+            matches!(response.status, 404 | 405),
+            "{method} {path}: {} {}",
+            response.status,
+            response.body
+        );
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            body["error"]["type"], "invalid_request_error",
+            "{method} {path}"
+        );
+        assert_eq!(reached(), 0, "{method} {path} reached a provider");
+    }
+    let models = raw_request(port, "GET", "/v1/models", SDK, "").unwrap();
+    assert_eq!(models.status, 200, "{}", models.body);
+    let body: serde_json::Value = serde_json::from_str(&models.body).unwrap();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for id in [
+        "gpt-4o-mini",
+        "claude-3-5-haiku-20241022",
+        "gemini-1.5-flash",
+    ] {
+        assert!(ids.contains(&id), "llm-routes lists {id}: {ids:?}");
+    }
+    assert_eq!(reached(), 0, "the model list is the gateway's");
+
+    // llm-routes has the companion's optional JWT: an SDK's own key is served, as anonymous.
+    let chat = raw_request(port, "POST", "/openai/v1/chat/completions", SDK, CHAT).unwrap();
+    assert_eq!(chat.status, 200, "{}", chat.body);
+    assert_eq!(openai.request_count(), 1);
+
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    let headers = [("content-type", "application/json")];
+    let answer = raw_request(port, "POST", "/mcp", &headers, initialize).unwrap();
+    assert_ne!(
+        answer.status, 400,
+        "mcp-routes is not validated as chat: {}",
+        answer.body
+    );
+    assert_eq!(
+        mcp.received().last().map(|r| r.body.clone()),
+        Some(initialize.as_bytes().to_vec())
+    );
+}
