@@ -147,6 +147,19 @@ pub fn downstream_plugin_configs(
 /// `x-tollgate-model` matches (empty: the routes alone pick the backend), and what each
 /// HTTPRoute serves (kind, models, opted-in operations).
 pub fn router_config(plan: &Plan) -> RouterConfig {
+    let natives = super::native_upstream::native_backends(plan);
+    let mut route_backends = BTreeMap::new();
+    for route in &plan.routes {
+        for (r, rule) in route.rules.iter().enumerate() {
+            if let [(backend, _)] = rule.backends.as_slice() {
+                if natives.contains_key(backend) {
+                    for m in 0..rule.matches.len().max(1) {
+                        route_backends.insert(format!("{}/{r}/{m}", route.name), backend.clone());
+                    }
+                }
+            }
+        }
+    }
     RouterConfig {
         models: plan.router_models.clone(),
         routes: plan
@@ -154,6 +167,11 @@ pub fn router_config(plan: &Plan) -> RouterConfig {
             .iter()
             .map(|route| (route.name.clone(), route.scope.clone()))
             .collect(),
+        native_backends: natives
+            .iter()
+            .map(|(name, native)| (name.clone(), native.model.clone()))
+            .collect(),
+        route_backends,
         ..RouterConfig::default()
     }
 }
@@ -657,9 +675,10 @@ type SortableRoute = (u8, usize, usize, usize, Value);
 fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
     // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
     let mut hosts: BTreeMap<Vec<String>, Vec<SortableRoute>> = BTreeMap::new();
+    let natives = super::native_upstream::native_backends(plan);
     for (route_index, route) in plan.routes.iter().enumerate() {
         let auth = route_auth(plan, route);
-        for (class, length, headers, mut entry) in route_entries(route, router) {
+        for (class, length, headers, mut entry) in route_entries(route, router, &natives) {
             if let Some(auth) = &auth {
                 entry["typed_per_filter_config"] = auth.clone();
             }
@@ -700,7 +719,11 @@ fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
 }
 
 /// (precedence class, path length, header count, route) for every match of every rule.
-fn route_entries(route: &RoutePlan, router: &RouterConfig) -> Vec<(u8, usize, usize, Value)> {
+fn route_entries(
+    route: &RoutePlan,
+    router: &RouterConfig,
+    natives: &BTreeMap<String, super::native_upstream::NativeBackend>,
+) -> Vec<(u8, usize, usize, Value)> {
     let mut entries = Vec::new();
     for (r, rule) in route.rules.iter().enumerate() {
         let everything = MatchPlan {
@@ -746,16 +769,15 @@ fn route_entries(route: &RoutePlan, router: &RouterConfig) -> Vec<(u8, usize, us
                     .collect();
                 matcher["headers"] = json!(headers);
             }
-            entries.push((
-                class,
-                value.len(),
-                plan.headers.len(),
-                json!({
-                    "name": format!("{}/{r}/{m}", route.name),
-                    "match": matcher,
-                    "route": route_action(rule),
-                }),
-            ));
+            let mut entry = json!({
+                "name": format!("{}/{r}/{m}", route.name),
+                "match": matcher,
+                "route": route_action(rule),
+            });
+            if let Some(native) = super::native_upstream::rule_backend(rule, natives) {
+                super::native_upstream::apply(&mut entry, native, &route.scope.operations);
+            }
+            entries.push((class, value.len(), plan.headers.len(), entry));
         }
     }
     entries
@@ -990,7 +1012,9 @@ fn http_protocol_options(backend: &BackendPlan, plan: &Plan, options: &OutputOpt
         }
         None => json!({"http_protocol_options": {}}),
     };
-    if backend.is_ai {
+    // Backends whose providers all speak the client's format are served by Envoy alone.
+    let native = super::native_upstream::native_backends(plan).contains_key(&backend.name);
+    if backend.is_ai && !native {
         let adapter =
             serde_json::to_string(&adapter_config(backend)).unwrap_or_else(|_| "{}".to_string());
         protocol["http_filters"] = json!([

@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod istio;
 pub mod kubernetes;
 pub mod metrics_section;
+pub mod native_upstream;
 pub mod pricing;
 pub mod prometheus;
 

@@ -48,6 +48,15 @@ impl StageId {
     }
 }
 
+/// How an error answer is rewritten for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rewrite {
+    /// An error Envoy wrote (plain text): same status, OpenAI format.
+    EnvoyError(u16),
+    /// A provider's 401/403 to the gateway's key: 502, without the provider's text.
+    CredentialsRefused { provider: String, status: u16 },
+}
+
 /// Per-VM state of the pipeline: its configuration and each configured stage's root.
 pub struct PipelineRoot {
     route: RouterConfig,
@@ -157,9 +166,9 @@ pub struct PipelineStream {
     body_changed: bool,
     /// The stage waiting for a callout's answer, and the callout's token.
     pending: Option<(u32, StageId)>,
-    /// The answer is an error not in the OpenAI format (e.g. Envoy's plain-text 503):
-    /// its status, while its body is buffered to be replaced.
-    rewrite_error_status: Option<u16>,
+    /// The answer is an error the client must not get as it is (Envoy's plain-text 503, a
+    /// provider refusing the gateway's credentials): its body is buffered to be replaced.
+    rewrite: Option<Rewrite>,
     observer: Option<ResponseObserver>,
     response_ended: bool,
     /// What the route stage made of the request.
@@ -186,7 +195,7 @@ impl PipelineStream {
             body: Vec::new(),
             body_changed: false,
             pending: None,
-            rewrite_error_status: None,
+            rewrite: None,
             observer: None,
             response_ended: false,
             operation: Operation::PassThrough,
@@ -300,13 +309,19 @@ impl PipelineStream {
         let root = Rc::clone(&self.root);
         let mut body = std::mem::take(&mut self.body);
         let mut changed = false;
-        let routed = route::on_request_body(
-            &root.route,
-            &mut self.facts,
-            &mut body,
-            &mut changed,
-            root.routing,
-        );
+        // A pass-through body (MCP) is read for the stages that asked, never validated.
+        let routed = if self.operation == Operation::Chat {
+            route::on_request_body(
+                &root.route,
+                &mut self.facts,
+                &mut body,
+                &mut changed,
+                root.routing,
+            )
+        } else {
+            self.facts.body_bytes = body.len();
+            Ok(())
+        };
         self.body = body;
         self.body_changed = changed;
         match routed {
@@ -386,6 +401,7 @@ impl HttpContext for PipelineStream {
             .map(|p| String::from_utf8_lossy(&p).into_owned())
             .unwrap_or_default();
         if !root.route.routes.is_empty()
+            || !root.route.route_backends.is_empty()
             || self.stages.cache.is_some()
             || self.stages.budget.is_some()
         {
@@ -406,6 +422,10 @@ impl HttpContext for PipelineStream {
         }
         if end_of_stream {
             return Action::Continue;
+        }
+        // Stages read the answer (usage, stored bodies): ask for it uncompressed.
+        if operation == Operation::Chat && self.stages.any(|s| s.wants_response_body()) {
+            host::set_request_header("accept-encoding", Some("identity"));
         }
         // Only chat completions are routed on their body; anything else is read only when a
         // stage asks (e.g. the MCP tool cache), and never validated.
@@ -474,10 +494,23 @@ impl HttpContext for PipelineStream {
         self.response.model =
             host::response_header(header::MODEL).and_then(|v| String::from_utf8(v).ok());
         self.response_ended = end_of_stream;
-        if self.root.routing && !self.answered && status >= 400 && kind != BodyKind::Json {
-            self.rewrite_error_status = Some(status);
+        let upstream_answer = self.root.routing && !self.answered;
+        if upstream_answer && self.operation == Operation::Chat && matches!(status, 401 | 403) {
+            // The provider refused the gateway's key (an adapter would have said so already).
+            let provider = self.response.provider.clone().unwrap_or_default();
+            log::warn!(
+                "tollgate: provider {provider} refused the gateway's credentials (status {status})"
+            );
+            self.rewrite = Some(Rewrite::CredentialsRefused { provider, status });
+            self.response.status = 502;
+            host::set_response_header(":status", Some("502"));
+        } else if upstream_answer && status >= 400 && kind != BodyKind::Json {
+            self.rewrite = Some(Rewrite::EnvoyError(status));
+        }
+        if self.rewrite.is_some() {
             host::set_response_header("content-length", None);
             host::set_response_header("content-type", Some("application/json"));
+            host::set_response_header("content-encoding", None);
         }
         let mut add = Vec::new();
         for id in ORDER {
@@ -489,8 +522,12 @@ impl HttpContext for PipelineStream {
         for (name, value) in &add {
             host::set_response_header(name, Some(value));
         }
+        // A body we cannot read (compressed although we asked for identity) is not observed.
+        let encoded = host::response_header("content-encoding")
+            .is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"));
         if !end_of_stream
-            && self.rewrite_error_status.is_none()
+            && !encoded
+            && self.rewrite.is_none()
             && self.stages.any(|s| s.wants_response_body())
         {
             self.observer = Some(ResponseObserver::new(kind));
@@ -499,13 +536,25 @@ impl HttpContext for PipelineStream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if let Some(status) = self.rewrite_error_status {
+        if let Some(rewrite) = &self.rewrite {
             if !end_of_stream {
                 return Action::Pause;
             }
             self.response_ended = true;
-            let text = host::response_body(body_size);
-            host::replace_response_body(body_size, &route::envoy_error_as_openai(status, &text));
+            let body = match rewrite {
+                Rewrite::EnvoyError(status) => {
+                    route::envoy_error_as_openai(*status, &host::response_body(body_size))
+                }
+                Rewrite::CredentialsRefused { provider, status } => {
+                    GatewayError::ProviderCredentialsRefused {
+                        provider: provider.clone(),
+                        status: *status,
+                    }
+                    .to_openai()
+                    .to_bytes()
+                }
+            };
+            host::replace_response_body(body_size, &body);
             return Action::Continue;
         }
         let Some(observer) = self.observer.as_mut() else {

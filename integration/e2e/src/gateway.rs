@@ -19,6 +19,8 @@ pub struct GatewaySpec {
     pub secrets: BTreeMap<String, String>,
     /// Health-check path for backends whose policy names none.
     pub health_check_path: Option<String>,
+    /// Metric names (`--metrics-naming`).
+    pub metrics_naming: tollgate_core::config::metrics::MetricNaming,
 }
 
 impl GatewaySpec {
@@ -158,6 +160,8 @@ pub fn render_files(
     ports: Ports,
 ) -> Result<BTreeMap<String, OutputFile>, EnvoyError> {
     let root = workspace_root();
+    // The module the config loads, rebuilt first if it is older than its sources.
+    crate::wasm_path("tollgate")?;
     let mut inputs = Vec::new();
     for name in &spec.inputs {
         inputs.push(InputFile {
@@ -185,6 +189,7 @@ pub fn render_files(
             admin_port: ports.admin,
             stats_address: "127.0.0.1".to_string(),
             stats_port: Some(ports.stats),
+            metrics_naming: spec.metrics_naming,
             ..Default::default()
         },
         pricing: None,

@@ -60,6 +60,15 @@ pub struct RouterConfig {
     /// (hand-written configs), and refused otherwise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, RouteScope>,
+    /// Backends served without a wasm upstream adapter (every provider speaks the client's
+    /// format; Envoy rewrites path, host and credentials natively), by name: the model the
+    /// route stage writes into the body when the Backend names one (`None`: the client's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub native_backends: BTreeMap<String, Option<String>>,
+    /// Envoy route name → the one Backend its rule sends to, for the routes whose Backend is
+    /// native (the route stage needs the Backend before Envoy's router picks it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub route_backends: BTreeMap<String, String>,
 }
 
 /// What one route (HTTPRoute) serves.
@@ -98,6 +107,8 @@ impl Default for RouterConfig {
             require_known_model: false,
             backend_header: default_backend_header(),
             routes: BTreeMap::new(),
+            native_backends: BTreeMap::new(),
+            route_backends: BTreeMap::new(),
         }
     }
 }

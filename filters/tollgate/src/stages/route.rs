@@ -12,7 +12,9 @@ use tollgate_core::errors::{GatewayError, OpenAiError, OpenAiErrorBody};
 use tollgate_core::facts::RequestFacts;
 use tollgate_core::names::property;
 use tollgate_core::operations;
-use tollgate_core::request::{backend_for_model, inspect_chat_request, RequestSummary};
+use tollgate_core::request::{
+    backend_for_model, inspect_chat_request, openai_upstream_body, RequestSummary,
+};
 use tollgate_core::stage::LocalReply;
 
 /// What the route stage made of the request headers.
@@ -49,7 +51,13 @@ pub fn on_request_headers(
             "The request has no body: a chat completion needs a JSON body with 'messages'.",
             None,
         ))),
-        operations::Operation::Chat => Ok(Operation::Chat),
+        operations::Operation::Chat => {
+            // Only the operation reaches the provider, not the client's query string.
+            if let Some((path, _query)) = facts.path.split_once('?') {
+                host::set_request_header(":path", Some(path));
+            }
+            Ok(Operation::Chat)
+        }
         operations::Operation::PassThrough => Ok(Operation::PassThrough),
         operations::Operation::ListModels(body) => Err(LocalReply::json(200, body)),
         operations::Operation::Refuse(error) => Err(error_reply(&error)),
@@ -78,8 +86,25 @@ pub fn on_request_body(
     if let Some(backend) = backend {
         host::set_request_header(&config.backend_header, Some(backend));
     }
+    // A Backend without an adapter gets its model from here: the one splice the adapter
+    // would have made (include_usage included).
+    let target = backend.or_else(|| {
+        facts
+            .route
+            .as_deref()
+            .and_then(|r| config.route_backends.get(r))
+            .map(String::as_str)
+    });
+    let native_model = target
+        .and_then(|b| config.native_backends.get(b))
+        .and_then(Option::as_deref)
+        .filter(|_| routing);
+    let rewritten = match native_model {
+        Some(model) => openai_upstream_body(body, Some(model))?.rewritten_body,
+        None => inspected.rewritten_body,
+    };
     // Alone, a capability reads the body for facts and never changes the client's bytes.
-    if let Some(rewritten) = inspected.rewritten_body.filter(|_| routing) {
+    if let Some(rewritten) = rewritten.filter(|_| routing) {
         *body = rewritten;
         *changed = true;
     }
