@@ -356,7 +356,9 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        // No x-envoy-* headers to providers (x-envoy-original-path would tell them the
+        // client's path) nor to clients.
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true},
     }));
     let mut hcm = hardened_hcm("tollgate", options);
     hcm["stream_idle_timeout"] = json!(stream_idle_timeout(plan).to_envoy());
