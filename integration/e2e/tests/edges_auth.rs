@@ -364,3 +364,62 @@ static_resources:
         assert_eq!(refused.header("content-type"), Some("text/plain"), "{path}");
     }
 }
+
+/// The official OpenAI Python SDK (installed into .tools/venv by scripts/setup) against the
+/// gateway: `models.list()` on the open route, a chat with the client's own key beside the
+/// JWT route, and what the SDK raises on the JWT route without a token.
+const SDK_SCRIPT: &str = r#"
+import json, sys, openai
+base = sys.argv[1]
+own_key = openai.OpenAI(base_url=base + "/v1", api_key="sk-its-own-key", max_retries=0)
+models = [m.id for m in own_key.models.list()]
+chat = own_key.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+jwt_route = openai.OpenAI(base_url=base + "/jwt/v1", api_key="sk-its-own-key", max_retries=0)
+try:
+    jwt_route.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
+    refused = None
+except openai.AuthenticationError as e:
+    refused = {"status": e.status_code, "type": (e.body or {}).get("type")}
+print(json.dumps({"models": models, "content": chat.choices[0].message.content, "refused": refused}))
+"#;
+
+#[test]
+fn the_openai_python_sdk_lists_the_routes_models_and_chats_with_its_own_key_beside_a_jwt_route() {
+    let s = setup();
+    let python = workspace_root().join(".tools/venv/bin/python");
+    let output = Command::new(&python)
+        .args(["-c", SDK_SCRIPT, &s.gateway.url("")])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup)", python.display()));
+    assert!(
+        output.status.success(),
+        "the SDK failed (scripts/setup installs openai): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        result["models"],
+        serde_json::json!([
+            "claude-3-5-haiku-20241022",
+            "gemini-1.5-flash",
+            "gpt-4o-mini"
+        ]),
+        "models.list() shows the open route's models"
+    );
+    assert!(
+        result["content"].as_str().is_some_and(|c| !c.is_empty()),
+        "{result}"
+    );
+    assert_eq!(
+        result["refused"],
+        serde_json::json!({"status": 401, "type": "authentication_error"}),
+        "the SDK raises AuthenticationError with the OpenAI error type"
+    );
+    assert_eq!(
+        s.gpt.request_count(),
+        1,
+        "only the served chat reached the provider"
+    );
+}
