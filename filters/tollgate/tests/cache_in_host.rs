@@ -428,3 +428,119 @@ fn an_error_answer_is_not_stored() {
     let again = send(&host, 0, "Bearer a", &chat("hi"), &[]);
     assert_eq!(again.cache_status.as_deref(), Some("MISS"));
 }
+
+/// The guide's tool-cache on an MCP route.
+const MCP_CONFIG: &str = r#"{"route":{"routes":{"mcp-routes":{"kind":"mcp"}}},
+  "cache":{"routes":{"mcp-routes":{"tools":{"rules":[
+    {"json_path":"$.params.name","values":["kubectl-get","list-pods","list-services"],"ttl_ms":300000},
+    {"json_path":"$.params.name","values":["kubectl-apply","kubectl-delete"],"enabled":false}]}}}}}"#;
+
+fn tool_call(id: &str, name: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{"namespace":"default"}}}}}}"#
+    )
+}
+
+/// One MCP POST; the server (when reached) answers `answer` as SSE or JSON.
+fn mcp(host: &Host, body: &str, answer: &str, sse: bool) -> Seen {
+    let mut stream = host.stream();
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String("mcp-routes/0/0".into()),
+    );
+    let length = body.len().to_string();
+    stream.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/mcp"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("content-length", length.as_str()),
+            ("authorization", "Bearer agent"),
+        ],
+        false,
+    );
+    let outcome = stream.send_request_body(body.as_bytes(), true);
+    let frames = if sse {
+        vec![format!("event: message\ndata: {answer}\n\n")]
+    } else {
+        vec![answer.to_string()]
+    };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let seen = answer_with(Open { stream, outcome }, content_type, &frames, true);
+    if seen.upstream {
+        assert_eq!(seen.body, frames.concat().into_bytes(), "passed untouched");
+    }
+    seen
+}
+
+#[test]
+fn a_listed_tool_result_is_served_from_cache_with_the_new_request_id() {
+    let host = host_with(MCP_CONFIG, 1);
+    let result = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"pod-a"}],"isError":false}}"#;
+    let first = mcp(&host, &tool_call("1", "list-pods"), result, true);
+    assert_eq!(
+        (first.cache_status.as_deref(), first.upstream),
+        (Some("MISS"), true)
+    );
+    let hit = mcp(&host, &tool_call(r#""req-2""#, "list-pods"), result, true);
+    assert_eq!(
+        (hit.cache_status.as_deref(), hit.upstream),
+        (Some("HIT"), false)
+    );
+    let body: Json = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["id"], "req-2");
+    assert_eq!(body["result"]["content"][0]["text"], "pod-a");
+    host.advance_time(Duration::from_secs(300));
+    let expired = mcp(&host, &tool_call("3", "list-pods"), result, false);
+    assert_eq!(expired.cache_status.as_deref(), Some("MISS"));
+}
+
+#[test]
+fn write_tools_errors_and_other_methods_are_never_cached() {
+    let host = host_with(MCP_CONFIG, 1);
+    let ok = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#);
+    for _ in 0..2 {
+        let write = mcp(&host, &tool_call("1", "kubectl-apply"), &ok("1"), false);
+        assert_eq!(
+            (write.cache_status.as_deref(), write.upstream),
+            (Some("BYPASS"), true)
+        );
+    }
+    let failed = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#;
+    mcp(&host, &tool_call("1", "kubectl-get"), failed, false);
+    let again = mcp(&host, &tool_call("1", "kubectl-get"), &ok("1"), false);
+    assert_eq!(
+        (again.cache_status.as_deref(), again.upstream),
+        (Some("MISS"), true)
+    );
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#;
+    let seen = mcp(&host, init, &ok("0"), false);
+    assert_eq!((seen.cache_status, seen.upstream), (None, true));
+}
+
+#[test]
+fn a_tool_the_server_lists_as_destructive_is_never_cached() {
+    let host = host_with(MCP_CONFIG, 1);
+    let listed = r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"list-services","inputSchema":{},"annotations":{"destructiveHint":true}}]}}"#;
+    mcp(
+        &host,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#,
+        listed,
+        true,
+    );
+    let ok = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+    for _ in 0..2 {
+        let call = mcp(&host, &tool_call("1", "list-services"), ok, false);
+        assert_eq!(
+            (call.cache_status.as_deref(), call.upstream),
+            (Some("BYPASS"), true)
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! on a miss, the semantic cache (its callout) → upstream. MCP routes: the tool-result cache.
 
 pub mod semantic;
+pub mod tools;
 
 use super::Stage;
 use crate::host::{self, MetricType, ProxyStore};
@@ -66,6 +67,8 @@ pub struct CacheRoot {
     metrics: Metrics,
     /// The semantic cache, when a route has one.
     semantic: Option<semantic::SemanticRoot>,
+    /// The MCP tool-result caches, when a route has one.
+    tools: Option<tools::ToolsRoot>,
     /// Replies made by this VM (part of the fresh ids of replayed answers).
     replies: Cell<u64>,
 }
@@ -93,11 +96,13 @@ impl CacheRoot {
             }
         }
         let semantic = semantic::SemanticRoot::new(config)?;
+        let tools = tools::ToolsRoot::new(config)?;
         let root = Self {
             default_response,
             responses,
             metrics: Metrics::define(),
             semantic,
+            tools,
             replies: Cell::new(0),
         };
         for cache in root.default_response.iter().chain(root.responses.values()) {
@@ -170,6 +175,8 @@ pub struct CacheStage {
     stored: bool,
     /// The semantic cache's part (after an exact-key miss).
     semantic: semantic::SemanticRequest,
+    /// The MCP tool-result cache's part (MCP routes).
+    tools: tools::ToolRequest,
 }
 
 impl CacheStage {
@@ -187,6 +194,7 @@ impl CacheStage {
             saved_tokens: 0,
             stored: false,
             semantic: semantic::SemanticRequest::for_route(None, None),
+            tools: tools::ToolRequest::for_route(None, None, ""),
         }
     }
 
@@ -236,6 +244,15 @@ impl Stage for CacheStage {
             .route
             .clone()
             .or_else(|| host::property_text(&host_property::ROUTE_NAME));
+        self.tools = tools::ToolRequest::for_route(
+            self.root.tools.as_ref(),
+            self.route.as_deref(),
+            &facts.method,
+        );
+        self.tools.on_request_headers();
+        if self.tools.enabled() {
+            return Step::Continue; // an MCP route: no response or semantic cache
+        }
         self.response = self.root.response_cache(self.route.as_deref()).cloned();
         if let Some(cache) = &self.response {
             for name in cache.header_names() {
@@ -255,7 +272,7 @@ impl Stage for CacheStage {
     }
 
     fn wants_request_body(&self) -> bool {
-        self.response.is_some() || self.semantic.enabled()
+        self.response.is_some() || self.semantic.enabled() || self.tools.enabled()
     }
 
     fn on_request_body(
@@ -264,6 +281,9 @@ impl Stage for CacheStage {
         body: &mut Vec<u8>,
         _changed: &mut bool,
     ) -> Step {
+        if self.tools.enabled() {
+            return self.tools.on_request_body(facts, body);
+        }
         let Some(cache) = self.response.clone() else {
             return self.semantic.lookup(facts, body);
         };
@@ -325,6 +345,7 @@ impl Stage for CacheStage {
         add: &mut Vec<(&'static str, String)>,
     ) {
         self.semantic.on_response_headers(response);
+        self.tools.on_response_headers(response, add);
         let value = match self.outcome {
             Outcome::None => return,
             Outcome::Hit => return, // the local reply carries HIT and age
@@ -338,7 +359,7 @@ impl Stage for CacheStage {
     }
 
     fn wants_response_body(&self) -> bool {
-        self.collecting() || self.semantic.wants_response_body()
+        self.collecting() || self.semantic.wants_response_body() || self.tools.wants_response_body()
     }
 
     fn on_response_body(
@@ -349,6 +370,7 @@ impl Stage for CacheStage {
         end_of_stream: bool,
     ) {
         self.semantic.on_response_body(chunk);
+        self.tools.on_response_body(chunk, end_of_stream);
         if !self.collecting() {
             return;
         }
@@ -370,6 +392,7 @@ impl Stage for CacheStage {
 
     fn on_done(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
         self.semantic.on_done(response);
+        self.tools.on_done(response);
         // An answer that ended without an end-of-stream body callback (trailers).
         if self.collecting() && response.complete {
             self.store(facts, response);
