@@ -299,12 +299,25 @@ fn adapter_gets_each_providers_endpoint_model_and_the_name_of_its_key_variable()
         (llama.authority.as_str(), llama.api_key_env.as_deref()),
         ("ollama.ai.svc.cluster.local:11434", None)
     );
-    let openai = adapter(cluster(&bootstrap, "openai"));
-    assert_eq!(
-        openai.providers[0].model, None,
-        "no model: the client's is kept"
+    // The companion's openai Backend needs no translation: Envoy serves it without the
+    // adapter, the key from the environment on its route.
+    let openai = cluster(&bootstrap, "openai");
+    assert!(
+        openai["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
+            .is_null(),
+        "no adapter on a native Backend"
     );
-    assert!(!openai.providers[0].override_model);
+    let to_openai = route(&bootstrap, "llm-routes/0/0");
+    let added = to_openai["request_headers_to_add"].to_string();
+    assert!(
+        added.contains("Bearer %ENVIRONMENT(TOLLGATE_KEY_OPENAI_OPENAI)%"),
+        "{added}"
+    );
+    assert!(
+        !added.contains("sk-test-openai"),
+        "the key itself is not in envoy.yaml"
+    );
 }
 
 #[test]

@@ -555,9 +555,10 @@ fn api_keys_plan(
                 }
                 clients.push((client.name.clone(), value));
             }
-            Err(message) => {
-                errors.push(ConfigError::new(at.at(format!("{path}.secretRef")), message))
-            }
+            Err(message) => errors.push(ConfigError::new(
+                at.at(format!("{path}.secretRef")),
+                message,
+            )),
         }
     }
     (errors.len() == before).then(|| ApiKeysPlan {
