@@ -361,11 +361,20 @@ def make_handler(index: SemanticIndex):
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """The HTTP server; a client closing its kept-alive connection is not an error."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def serve(host: str, port: int, index: SemanticIndex) -> ThreadingHTTPServer:
     """A started-later server (call serve_forever)."""
-    server = ThreadingHTTPServer((host, port), make_handler(index))
-    server.daemon_threads = True
-    return server
+    return Server((host, port), make_handler(index))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -319,40 +319,6 @@ pub fn store_callout(
     callout(policy, STORE_PATH, body, STORE_TIMEOUT_MS)
 }
 
-/// A store call as one shared-queue item: `cluster`, `authority` and the body, separated by
-/// newlines (the two names cannot hold one: [`validate`] refuses it). Streams enqueue it; a root
-/// context, which outlives any stream, sends it.
-pub fn encode_store_item(callout: &Callout) -> Vec<u8> {
-    let mut item = Vec::with_capacity(
-        callout.cluster.len() + callout.authority.len() + 2 + callout.body.len(),
-    );
-    item.extend_from_slice(callout.cluster.as_bytes());
-    item.push(b'\n');
-    item.extend_from_slice(callout.authority.as_bytes());
-    item.push(b'\n');
-    item.extend_from_slice(&callout.body);
-    item
-}
-
-/// The store call of a queue item; `None` for bytes [`encode_store_item`] did not write.
-pub fn decode_store_item(item: &[u8]) -> Option<Callout> {
-    let mut parts = item.splitn(3, |&b| b == b'\n');
-    let cluster = std::str::from_utf8(parts.next()?).ok()?;
-    let authority = std::str::from_utf8(parts.next()?).ok()?;
-    let body = parts.next()?;
-    if cluster.is_empty() || authority.is_empty() {
-        return None;
-    }
-    Some(Callout {
-        cluster: cluster.to_string(),
-        method: "POST".into(),
-        path: STORE_PATH.into(),
-        authority: authority.to_string(),
-        body: body.to_vec(),
-        timeout_ms: STORE_TIMEOUT_MS,
-    })
-}
-
 /// What the lookup's answer means; `status` 0 is a call that failed or timed out.
 pub fn read_lookup(status: u16, body: &[u8]) -> Lookup {
     match status {
@@ -735,32 +701,6 @@ mod tests {
         assert!(storable(&policy(), &ok, None, &[b'a'; 1025]).is_none());
         assert!(storable(&policy(), &ok, None, &[0xff, 0xfe]).is_none());
         assert!(storable(&policy(), &ok, None, b"").is_none());
-    }
-
-    #[test]
-    fn a_store_call_survives_the_queue_whole() {
-        let query = q(&chat("", r#"{"role":"user","content":"Say hello"}"#));
-        let answer = StoredAnswer {
-            status: 200,
-            content_type: "application/json".into(),
-            body: "{\n\"id\":\"1\"}\n".into(),
-        };
-        let call = store_callout(&policy(), &query, &answer);
-        assert_eq!(decode_store_item(&encode_store_item(&call)), Some(call));
-        for bad in [
-            &b""[..],
-            b"cluster-only",
-            b"\nauthority\n{}",
-            b"c\n\n{}",
-            b"\xff\na\n{}",
-        ] {
-            assert_eq!(
-                decode_store_item(bad),
-                None,
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 
     #[test]

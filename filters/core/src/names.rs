@@ -555,9 +555,6 @@ pub mod semantic_cache {
     /// Counter: requests on a semantic route not looked up (not a text prompt, `n > 1`,
     /// `Cache-Control: no-cache`).
     pub const BYPASSES: &str = "tollgate_semantic_cache_bypasses_total";
-    /// Shared queue of the answers to store: streams enqueue them in `on_log`, a root context
-    /// sends them (a call a stream makes is cancelled when the stream is destroyed).
-    pub const STORE_QUEUE: &str = "tollgate.semantic_cache.store";
 }
 
 /// The budget stage's response headers and metric names.

@@ -1,7 +1,7 @@
 //! The semantic cache of the built `tollgate.wasm` in the wasmtime host: the lookup callout
 //! carries the documented body (`services/semantic-cache/PROTOCOL.md`), a hit answers locally,
 //! a failed or timed-out lookup lets the request go on (fail open, counted), and after a miss
-//! the complete answer is stored through the root context's queue.
+//! the complete answer is sent to store, fire and forget.
 
 use serde_json::Value as Json;
 use std::time::Duration;

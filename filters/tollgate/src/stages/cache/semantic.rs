@@ -5,13 +5,12 @@
 //! provider, the answer goes to the service to store, fire and forget.
 //!
 //! The store leaves from `on_done` (Envoy's `on_log`), the first moment the answer is known to
-//! be complete. A call a stream context makes there is cancelled when Envoy destroys the
-//! stream, right after (measured on Envoy 1.40: `docs/envoy-facts.md`, "HTTP calls from
-//! on_log"). So the stream puts the call in a shared queue and the plugin's root context,
-//! which lives as long as the plugin, sends it when the queue says it is ready.
+//! be complete. Envoy 1.40 does not cancel a call a stream makes there when it destroys the
+//! stream right after: the call completes, even when the service takes a second (measured:
+//! `docs/envoy-facts.md`, "HTTP calls from on_log"). Its answer then comes back for a stream
+//! that is gone and the SDK drops it; nothing waits for it.
 
 use crate::host::{self, MetricType};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tollgate_cache::semantic::{self, Identity, Lookup, Query, Skip};
@@ -20,11 +19,6 @@ use tollgate_core::config::CacheConfig;
 use tollgate_core::facts::{RequestFacts, ResponseFacts};
 use tollgate_core::names::semantic_cache as names;
 use tollgate_core::stage::Step;
-
-thread_local! {
-    /// This VM's store queue, once a root context with a semantic policy registered it.
-    static STORE_QUEUE: Cell<Option<u32>> = const { Cell::new(None) };
-}
 
 /// Counter ids (`None`: the host refused to define it).
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,8 +36,7 @@ fn increment(id: Option<u32>) {
     }
 }
 
-/// Per-VM state of the semantic cache: the policies, the counters (the store queue is
-/// registered when it is made).
+/// Per-VM state of the semantic cache: the policies and the counters.
 #[derive(Debug, Clone)]
 pub struct SemanticRoot {
     counters: Counters,
@@ -70,11 +63,6 @@ impl SemanticRoot {
         if config.semantic.is_none() && routes.values().all(Option::is_none) {
             return Ok(None);
         }
-        // The last root to register consumes the queue (one per Envoy, shared by the workers).
-        match proxy_wasm::hostcalls::register_shared_queue(names::STORE_QUEUE) {
-            Ok(id) => STORE_QUEUE.with(|q| q.set(Some(id))),
-            Err(status) => log::warn!("tollgate: semantic store queue not registered: {status:?}"),
-        }
         let counter = |name| host::define_metric(MetricType::Counter, name);
         Ok(Some(Self {
             counters: Counters {
@@ -88,25 +76,6 @@ impl SemanticRoot {
             routes,
         }))
     }
-}
-
-/// A root context's `on_queue_ready`: sends every queued store (from the root context, so
-/// the calls outlive the streams that asked for them). False when the queue is not ours.
-pub fn on_queue_ready(queue_id: u32) -> bool {
-    if STORE_QUEUE.with(Cell::get) != Some(queue_id) {
-        return false;
-    }
-    while let Ok(Some(item)) = proxy_wasm::hostcalls::dequeue_shared_queue(queue_id) {
-        match semantic::decode_store_item(&item) {
-            Some(callout) => {
-                if let Err(status) = host::dispatch_callout(&callout) {
-                    log::warn!("tollgate: semantic cache store not sent: {status:?}");
-                }
-            }
-            None => log::warn!("tollgate: semantic store queue: unreadable item dropped"),
-        }
-    }
-    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,8 +264,8 @@ impl SemanticRequest {
         self.body.extend_from_slice(chunk);
     }
 
-    /// The stream is over: a complete 200 from the provider after a miss goes to the store
-    /// queue.
+    /// The stream is over: a complete 200 from the provider after a miss is sent to store,
+    /// fire and forget.
     pub fn on_done(&mut self, response: &ResponseFacts) {
         if !self.wants_response_body() {
             return;
@@ -311,13 +280,9 @@ impl SemanticRequest {
             return;
         };
         let callout = semantic::store_callout(policy, query, &answer);
-        let Some(queue) = STORE_QUEUE.with(Cell::get) else {
-            return;
-        };
-        let item = semantic::encode_store_item(&callout);
-        match proxy_wasm::hostcalls::enqueue_shared_queue(queue, Some(&item)) {
-            Ok(()) => increment(self.counters.stores),
-            Err(status) => log::warn!("tollgate: semantic cache store not queued: {status:?}"),
+        match host::dispatch_callout(&callout) {
+            Ok(_) => increment(self.counters.stores),
+            Err(status) => log::warn!("tollgate: semantic cache store not sent: {status:?}"),
         }
     }
 }
