@@ -481,3 +481,433 @@ fn the_model_picks_the_backend_whatever_the_priority_groups_say() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.header("x-tollgate-provider"), Some("claude-haiku"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every attempt standing alone, keys from the environment, encodings and answers the adapter
+// cannot read: one cluster whose priority groups mix translated and passthrough providers.
+
+/// A wasm filter whose VM sees the environment variables `env_keys` (Envoy's
+/// `vm_config.environment_variables.host_env_keys`).
+fn wasm_filter_with_env(
+    root_id: &str,
+    configuration: &str,
+    env_keys: &[&str],
+    indent: &str,
+) -> String {
+    let keys = env_keys.join(", ");
+    wasm_filter(root_id, configuration, indent).replace(
+        &format!("{indent}        runtime: envoy.wasm.runtime.v8\n"),
+        &format!(
+            "{indent}        runtime: envoy.wasm.runtime.v8\n{indent}        environment_variables: {{ host_env_keys: [{keys}] }}\n"
+        ),
+    )
+}
+
+/// One listener, one cluster `chain` with one endpoint per priority, in order.
+fn chain_yaml(
+    listener_port: u16,
+    endpoints: &[(&str, SocketAddr)],
+    adapter: &str,
+    env_keys: &[&str],
+) -> String {
+    let endpoints: String = endpoints
+        .iter()
+        .enumerate()
+        .map(|(priority, (name, addr))| {
+            format!(
+                "      - priority: {priority}\n        lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          metadata: {{ filter_metadata: {{ tollgate: {{ provider: {name} }} }} }}\n",
+                addr.port()
+            )
+        })
+        .collect();
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: llm
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listener_port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: llm
+          route_config:
+            virtual_hosts:
+            - name: llm
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route:
+                  cluster: chain
+                  timeout: 30s
+                  retry_policy:
+                    retry_on: "5xx,reset,connect-failure,retriable-status-codes"
+                    retriable_status_codes: [429]
+                    num_retries: 3
+                    per_try_timeout: 10s
+                    retry_priority:
+                      name: envoy.retry_priorities.previous_priorities
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
+                        update_frequency: 1
+          http_filters:
+{router}          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: chain
+    connect_timeout: 0.5s
+    type: STATIC
+    load_assignment:
+      cluster_name: chain
+      endpoints:
+{endpoints}    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{ http_protocol_options: {{}} }}
+        http_filters:
+{adapter}        - name: envoy.filters.http.upstream_codec
+          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec }}
+"#,
+        router = wasm_filter_with_env("router", "{}", env_keys, "          "),
+        adapter = wasm_filter_with_env("adapter", adapter, env_keys, "        "),
+    )
+}
+
+fn mock_named(kind: Kind, name: &str, key: Option<&str>, faults: InstanceFaults) -> MockHandle {
+    let mut config = MockConfig::new(kind, "127.0.0.1:0".parse().unwrap());
+    config.name = name.to_string();
+    config.api_key = key.map(str::to_string);
+    config.faults = faults;
+    spawn(config).unwrap()
+}
+
+fn failing(status: u16) -> InstanceFaults {
+    InstanceFaults {
+        status: Some(status),
+        ..InstanceFaults::default()
+    }
+}
+
+/// What a mock received must be self-consistent: a `content-length`, when there is one, is
+/// the length of the body that arrived, and the body is JSON.
+fn assert_each_request_stands_alone(name: &str, mock: &MockHandle) {
+    let received = mock.received();
+    assert!(!received.is_empty(), "{name} received nothing");
+    for request in received {
+        let length = request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map(|(_, v)| v.clone());
+        if let Some(length) = length {
+            assert_eq!(
+                length,
+                request.body.len().to_string(),
+                "{name}: {request:?}"
+            );
+        }
+        assert!(
+            serde_json::from_slice::<Value>(&request.body).is_ok(),
+            "{name}: {}",
+            String::from_utf8_lossy(&request.body)
+        );
+        let header = |n: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("accept-encoding"), Some("identity"), "{name}");
+        for control in [
+            "openai-organization",
+            "anthropic-beta",
+            "cookie",
+            "x-goog-user-project",
+        ] {
+            assert_eq!(
+                header(control),
+                None,
+                "{name}: the client's {control} reached the provider"
+            );
+        }
+    }
+}
+
+const KEY_VARS: [&str; 3] = [
+    "TOLLGATE_TEST_ANTHROPIC_KEY",
+    "TOLLGATE_TEST_OPENAI_KEY",
+    "TOLLGATE_TEST_GEMINI_KEY",
+];
+
+/// anthropic (translated) → openai-compatible keeping the client's model (passthrough) →
+/// gemini (translated), keys read from Envoy's environment.
+struct Chain {
+    envoy: Envoy,
+    port: u16,
+    anthropic: MockHandle,
+    openai: MockHandle,
+    gemini: MockHandle,
+}
+
+impl Chain {
+    fn start(anthropic: InstanceFaults, openai: InstanceFaults, gemini: InstanceFaults) -> Chain {
+        let keys = ["sk-ant-from-env", "sk-openai-from-env-longer", "g-env"];
+        let anthropic = mock_named(Kind::Anthropic, "claude", Some(keys[0]), anthropic);
+        let openai = mock_named(Kind::Openai, "openai-keep", Some(keys[1]), openai);
+        let gemini = mock_named(Kind::Gemini, "gemini", Some(keys[2]), gemini);
+        let adapter = serde_json::json!({"backend": "chain", "providers": [
+            {"name": "claude", "kind": "anthropic", "model": "claude-3-5-haiku-20241022",
+             "authority": anthropic.addr().to_string(), "api_key_env": KEY_VARS[0]},
+            {"name": "openai-keep", "kind": "openai", "override_model": false,
+             "authority": openai.addr().to_string(), "api_key_env": KEY_VARS[1]},
+            {"name": "gemini", "kind": "gemini", "model": "gemini-1.5-flash",
+             "authority": gemini.addr().to_string(), "api_key_env": KEY_VARS[2]},
+        ]})
+        .to_string();
+        let port = free_port();
+        let yaml = chain_yaml(
+            port,
+            &[
+                ("claude", anthropic.addr()),
+                ("openai-keep", openai.addr()),
+                ("gemini", gemini.addr()),
+            ],
+            &adapter,
+            &KEY_VARS,
+        );
+        let env: Vec<(String, String)> = KEY_VARS
+            .iter()
+            .zip(keys)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let envoy = Envoy::start_with_env(&yaml, &[], &env).unwrap();
+        Chain {
+            envoy,
+            port,
+            anthropic,
+            openai,
+            gemini,
+        }
+    }
+
+    fn chat(&self, body: &str) -> http::Response {
+        http::post(
+            &format!("http://127.0.0.1:{}/v1/chat/completions", self.port),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer gateway-client-token"),
+                ("openai-organization", "org-client"),
+                ("anthropic-beta", "client-beta"),
+                ("cookie", "session=client"),
+                ("x-goog-user-project", "client-project"),
+            ],
+            body,
+        )
+        .unwrap()
+    }
+}
+
+#[test]
+fn translated_passthrough_translated_attempts_each_send_their_own_length_and_keys_from_the_environment(
+) {
+    let chain = Chain::start(failing(503), failing(429), InstanceFaults::default());
+    // A client model whose length differs from every configured model.
+    let body = r#"{"model":"gpt-4o-mini-2024-07-18-custom","messages":[{"role":"user","content":"Say hello"}]}"#;
+    let response = chain.chat(body);
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.body,
+        chain.envoy.logs()
+    );
+    assert_eq!(response.header("x-tollgate-provider"), Some("gemini"));
+    assert_eq!(
+        response.header("x-tollgate-model"),
+        Some("gemini-1.5-flash")
+    );
+    let completion: Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(chain.anthropic.request_count(), 1);
+    assert_eq!(chain.openai.request_count(), 1);
+    assert_eq!(chain.gemini.request_count(), 1);
+    for (name, mock) in [
+        ("claude", &chain.anthropic),
+        ("openai-keep", &chain.openai),
+        ("gemini", &chain.gemini),
+    ] {
+        assert_each_request_stands_alone(name, mock);
+    }
+    // The passthrough attempt got the client's body and model, unchanged.
+    let passed = &chain.openai.received()[0];
+    let sent: Value = serde_json::from_slice(&passed.body).unwrap();
+    assert_eq!(sent["model"], "gpt-4o-mini-2024-07-18-custom");
+    // Keys came from Envoy's environment: the mocks check them (a wrong key is their 401).
+    let gemini = &chain.gemini.received()[0];
+    assert!(gemini
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-goog-api-key" && v == "g-env"));
+    assert!(gemini
+        .headers
+        .iter()
+        .all(|(k, _)| k != "authorization" && k != "x-api-key"));
+    let logs = chain.envoy.logs();
+    for key in ["sk-ant-from-env", "sk-openai-from-env-longer", "g-env"] {
+        assert!(!logs.contains(key), "a key is in Envoy's log");
+        assert!(
+            !chain.envoy.admin_get("/config_dump").unwrap().contains(key),
+            "a key is in config_dump"
+        );
+    }
+}
+
+#[test]
+fn a_provider_refusing_the_gateways_key_is_a_502_without_its_text() {
+    // Every mock expects another key than Envoy's environment holds: each refuses with 401.
+    let wrong = |kind, name| {
+        mock_named(
+            kind,
+            name,
+            Some("the-mock-wants-this"),
+            InstanceFaults::default(),
+        )
+    };
+    let anthropic = wrong(Kind::Anthropic, "claude");
+    let adapter = serde_json::json!({"backend": "chain", "providers": [
+        {"name": "claude", "kind": "anthropic", "model": "claude-3-5-haiku-20241022",
+         "authority": anthropic.addr().to_string(), "api_key_env": KEY_VARS[0]}]})
+    .to_string();
+    let port = free_port();
+    let yaml = chain_yaml(
+        port,
+        &[("claude", anthropic.addr())],
+        &adapter,
+        &KEY_VARS[..1],
+    );
+    let env = vec![(KEY_VARS[0].to_string(), "sk-ant-wrong-key-1234".to_string())];
+    let envoy = Envoy::start_with_env(&yaml, &[], &env).unwrap();
+    let response = http::post(
+        &format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        &[("content-type", "application/json")],
+        CHAT,
+    )
+    .unwrap();
+    assert_eq!(response.status, 502, "{}\n{}", response.body, envoy.logs());
+    let error: Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(error["error"]["code"], "provider_credentials_refused");
+    assert!(!response.body.contains("sk-ant"), "{}", response.body);
+    assert_eq!(
+        response.header("content-length"),
+        Some(response.body.len().to_string().as_str())
+    );
+    let logs = envoy.logs();
+    assert!(logs.contains("refused the gateway's credentials"), "{logs}");
+    assert!(!logs.contains("sk-ant-wrong-key-1234"));
+}
+
+#[test]
+fn a_compressed_answer_the_adapter_must_read_is_a_502_never_a_relabelled_body() {
+    let chain = Chain::start(
+        InstanceFaults {
+            gzip_regardless: true,
+            ..InstanceFaults::default()
+        },
+        InstanceFaults::default(),
+        InstanceFaults::default(),
+    );
+    let response = chain.chat(CHAT);
+    // The 502 is the adapter's, decided after the body was read (headers held): Envoy then
+    // retries it on the next group like any 5xx.
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.body,
+        chain.envoy.logs()
+    );
+    assert_eq!(response.header("x-tollgate-provider"), Some("openai-keep"));
+    assert_eq!(chain.anthropic.request_count(), 1);
+    let asked = &chain.anthropic.received()[0];
+    assert!(asked
+        .headers
+        .iter()
+        .any(|(k, v)| k == "accept-encoding" && v == "identity"));
+}
+
+#[test]
+fn an_untranslatable_answer_becomes_a_502_once_its_body_is_read() {
+    // One Anthropic provider that compresses whatever it is asked: nothing to fail over to.
+    let anthropic = mock_named(
+        Kind::Anthropic,
+        "claude",
+        None,
+        InstanceFaults {
+            gzip_regardless: true,
+            ..InstanceFaults::default()
+        },
+    );
+    let adapter = serde_json::json!({"backend": "chain", "providers": [
+        {"name": "claude", "kind": "anthropic", "model": "claude-3-5-haiku-20241022",
+         "authority": anthropic.addr().to_string()}]})
+    .to_string();
+    let port = free_port();
+    let envoy = Envoy::start(&chain_yaml(
+        port,
+        &[("claude", anthropic.addr())],
+        &adapter,
+        &[],
+    ))
+    .unwrap();
+    let (text, _) = post_raw(
+        port,
+        "/v1/chat/completions",
+        "accept-encoding: gzip\r\n",
+        CHAT,
+    );
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 502"), "{text}\n{}", envoy.logs());
+    let head = head.to_ascii_lowercase();
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let error: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(error["error"]["code"], "bad_provider_answer");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("gzip"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_passthrough_answer_may_stay_compressed_when_the_provider_compresses_anyway() {
+    let chain = Chain::start(
+        failing(503),
+        InstanceFaults {
+            gzip_regardless: true,
+            ..InstanceFaults::default()
+        },
+        InstanceFaults::default(),
+    );
+    let (text, pieces) = post_raw(
+        chain.port,
+        "/v1/chat/completions",
+        "accept-encoding: gzip\r\n",
+        CHAT,
+    );
+    let all: Vec<u8> = pieces.iter().flat_map(|(_, p)| p.clone()).collect();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        head.contains("content-encoding: gzip"),
+        "relayed as the provider sent it: {head}"
+    );
+    assert!(head.contains("x-tollgate-provider: openai-keep"), "{head}");
+}
