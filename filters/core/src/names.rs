@@ -484,8 +484,8 @@ pub mod metric {
     }
 
     /// A label value as it can sit in a stat name: `;` and `=` (which could fake a separator)
-    /// and control characters become `_`; everything else, dots included, is kept. Envoy itself
-    /// turns `:` into `_` in stat names (`llama3.2:8b` → `llama3.2_8b`).
+    /// and control characters become `_`; everything else, dots and colons included, reaches
+    /// the Prometheus label as is (Envoy 1.40, `integration/e2e/tests/metrics.rs`).
     pub fn encode_value(value: &str, out: &mut String) {
         for c in value.chars() {
             out.push(if c == ';' || c == '=' || c.is_control() {
