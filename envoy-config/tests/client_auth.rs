@@ -242,7 +242,9 @@ fn an_optional_jwt_is_no_client_authentication_for_the_warning() {
 #[test]
 fn the_mcp_route_and_cluster_carry_no_provider_key() {
     let bootstrap = envoy(&request());
-    let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+    let clusters = bootstrap["static_resources"]["clusters"]
+        .as_array()
+        .unwrap();
     let upstream_filters = |name: &str| {
         let cluster = clusters.iter().find(|c| c["name"] == name).unwrap();
         cluster["typed_extension_protocol_options"]
