@@ -911,3 +911,37 @@ fn a_passthrough_answer_may_stay_compressed_when_the_provider_compresses_anyway(
     );
     assert!(head.contains("x-tollgate-provider: openai-keep"), "{head}");
 }
+
+#[test]
+fn envoy_refuses_an_adapter_whose_key_variable_is_not_in_its_environment() {
+    let anthropic = mock_named(Kind::Anthropic, "claude", None, InstanceFaults::default());
+    let adapter = serde_json::json!({"backend": "chain", "providers": [
+        {"name": "claude", "kind": "anthropic", "model": "claude-3-5-haiku-20241022",
+         "authority": anthropic.addr().to_string(), "api_key_env": KEY_VARS[0]}]})
+    .to_string();
+    let yaml = chain_yaml(
+        free_port(),
+        &[("claude", anthropic.addr())],
+        &adapter,
+        &KEY_VARS,
+    );
+    // Another key is set; the one the adapter names is not.
+    let env = vec![(
+        KEY_VARS[1].to_string(),
+        "sk-openai-present-9876".to_string(),
+    )];
+    let error = match Envoy::start_with_env(&yaml, &[], &env) {
+        Ok(envoy) => panic!("Envoy started:\n{}", envoy.logs()),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains(KEY_VARS[0]),
+        "the variable is named: {error}"
+    );
+    assert!(error.contains("host_env_keys"), "{error}");
+    assert!(
+        !error.contains("sk-openai-present-9876"),
+        "no value is printed: {error}"
+    );
+    assert_eq!(anthropic.request_count(), 0);
+}
