@@ -730,7 +730,22 @@ fn oha_bin() -> PathBuf {
 /// p50 and p99 (ms) at a fixed request rate, with oha's latency correction (latency counted
 /// from when each request was due, as wrk2 does). The bodies come from `body_lines`, one unique
 /// body a line (`oha -Z`), so the cache misses (and stores) as in the saturated runs.
-fn fixed_rate(setup: &Running, body_lines: &Path, knobs: &Knobs) -> Result<(f64, f64, u64), Error> {
+fn fixed_rate(
+    setup: &Running,
+    body_lines: &Path,
+    warm_lines: &Path,
+    knobs: &Knobs,
+) -> Result<(f64, f64, u64), Error> {
+    oha_at_rate(setup, warm_lines, knobs, 1)?;
+    oha_at_rate(setup, body_lines, knobs, knobs.seconds)
+}
+
+fn oha_at_rate(
+    setup: &Running,
+    body_lines: &Path,
+    knobs: &Knobs,
+    seconds: u64,
+) -> Result<(f64, f64, u64), Error> {
     let out = Command::new(oha_bin())
         .args([
             "--no-tui",
@@ -740,7 +755,7 @@ fn fixed_rate(setup: &Running, body_lines: &Path, knobs: &Knobs) -> Result<(f64,
         ])
         .args([
             "-z",
-            &format!("{}s", knobs.seconds),
+            &format!("{seconds}s"),
             "-c",
             &knobs.connections.to_string(),
         ])
@@ -877,7 +892,7 @@ fn tool_version(cmd: &Path, arg: &str) -> String {
             };
             String::from_utf8_lossy(&text)
                 .lines()
-                .next()
+                .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
                 .to_string()
@@ -946,8 +961,8 @@ fn envoy_pid(run_dir: &Path) -> Option<u32> {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_envoy = args.iter().any(|a| *a == config.as_bytes())
-                && !args.iter().any(|a| *a == b"validate".as_slice());
+            let is_envoy =
+                args.contains(&config.as_bytes()) && !args.contains(&b"validate".as_slice());
             is_envoy.then_some(pid)
         })
 }
@@ -1002,13 +1017,22 @@ fn load() -> Result<(), Error> {
     let small_lines = run_dir.join("small.lines");
     std::fs::write(&small_script, wrk_script(&small, true, None))?;
     std::fs::write(&large_script, wrk_script(&large, true, None))?;
-    let lines = (knobs.rate as u64 * knobs.seconds * 3 / 2).max(100);
-    let mut text = String::new();
-    for i in 0..lines {
-        text.push_str(&small.replacen("You are terse.", &format!("You are terse. fixed-{i}"), 1));
-        text.push('\n');
-    }
-    std::fs::write(&small_lines, text)?;
+    let warm_lines = run_dir.join("warm.lines");
+    let body_lines = |tag: &str, seconds: u64| {
+        let lines = (u64::from(knobs.rate) * seconds * 3 / 2).max(100);
+        let mut text = String::new();
+        for i in 0..lines {
+            text.push_str(&small.replacen(
+                "You are terse.",
+                &format!("You are terse. {tag}-{i}"),
+                1,
+            ));
+            text.push('\n');
+        }
+        text
+    };
+    std::fs::write(&small_lines, body_lines("fixed", knobs.seconds))?;
+    std::fs::write(&warm_lines, body_lines("warm", 1))?;
 
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     // Saturated 1 KB: rounds, setups interleaved, so that a burst of other load hits all.
@@ -1037,7 +1061,7 @@ fn load() -> Result<(), Error> {
             Ok(load) => row.large = Some(load),
             Err(e) => row.failed.push(format!("32 KB: {e}")),
         }
-        match fixed_rate(setup, &small_lines, &knobs) {
+        match fixed_rate(setup, &small_lines, &warm_lines, &knobs) {
             Ok((p50, p99, non2xx)) => {
                 row.p50 = Some(p50);
                 row.p99 = Some(p99);
