@@ -41,9 +41,23 @@ impl Price {
             })
     }
 
-    /// The price of `model`, if the table has it.
+    /// The price of `model`, if the table has it; a dated snapshot (`gpt-4o-mini-2024-07-18`)
+    /// takes the price of its model (the longest listed name it extends with `-`).
     pub fn of(prices: &[ModelPrice], model: &str) -> Option<Price> {
-        prices.iter().find(|p| p.model == model).map(Price::from)
+        prices
+            .iter()
+            .find(|p| p.model == model)
+            .or_else(|| {
+                prices
+                    .iter()
+                    .filter(|p| {
+                        model
+                            .strip_prefix(p.model.as_str())
+                            .is_some_and(|rest| rest.starts_with('-'))
+                    })
+                    .max_by_key(|p| p.model.len())
+            })
+            .map(Price::from)
     }
 }
 
@@ -251,5 +265,7 @@ mod tests {
         );
         assert_eq!(Price::of(&table, "a").unwrap().cached_input, 1);
         assert_eq!(Price::of(&table, "c"), None);
+        assert_eq!(Price::of(&table, "a-2024-07-18").unwrap().output, 9);
+        assert_eq!(Price::of(&table, "ab"), None);
     }
 }

@@ -17,6 +17,7 @@
 pub mod body;
 pub mod bucket;
 pub mod cost;
+pub mod global;
 pub mod ledger;
 
 use bucket::BucketState;
@@ -206,6 +207,8 @@ pub struct Reservation {
     pub price: Price,
     /// The rate-limit headers for the answer.
     pub headers: Option<RateHeaders>,
+    /// Global tier: the budget service's reservation id (settled by id, not by holds).
+    pub global_id: Option<String>,
 }
 
 /// A refused request.
@@ -586,6 +589,7 @@ impl Budget {
             },
             price,
             headers,
+            global_id: None,
         })
     }
 
