@@ -235,6 +235,21 @@ pub fn translate_error_body(kind: ProviderKind, status: u16, body: &[u8]) -> Vec
     .to_bytes()
 }
 
+/// The provider's machine-readable error code (`invalid_api_key`, `authentication_error`,
+/// `PERMISSION_DENIED`...) from its error body, for logs: a short token of letters, digits,
+/// `_`, `-` and `.`, never the message (which may quote a masked key).
+pub fn provider_error_code(kind: ProviderKind, status: u16, body: &[u8]) -> Option<String> {
+    let translated: OpenAiErrorBody =
+        serde_json::from_slice(&translate_error_body(kind, status, body)).ok()?;
+    let code = translated.error.code?;
+    let safe = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    safe.then_some(code)
+}
+
 /// Recognizes a body already in the OpenAI error shape.
 #[derive(Deserialize)]
 struct OpenAiErrorProbe {
@@ -289,6 +304,23 @@ mod tests {
             assert_eq!(body["error"]["param"], json!(param), "{error}");
             assert!(body["error"]["message"].as_str().unwrap().len() > 10);
         }
+    }
+
+    #[test]
+    fn a_provider_error_code_is_read_for_logs_without_its_message() {
+        let openai = br#"{"error":{"message":"Incorrect API key provided: sk-****abcd","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+        assert_eq!(
+            provider_error_code(ProviderKind::Openai, 401, openai).as_deref(),
+            Some("invalid_api_key")
+        );
+        let anthropic = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+        assert_eq!(
+            provider_error_code(ProviderKind::Anthropic, 401, anthropic).as_deref(),
+            Some("authentication_error")
+        );
+        let odd = br#"{"error":{"message":"m","type":"t","code":"has space sk-123"}}"#;
+        assert_eq!(provider_error_code(ProviderKind::Openai, 403, odd), None);
+        assert_eq!(provider_error_code(ProviderKind::Gemini, 403, b""), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 use tollgate_core::config::{AdapterConfig, ProviderEndpoint, ProviderKind};
-use tollgate_core::errors::{translate_error_body, GatewayError};
+use tollgate_core::errors::{provider_error_code, translate_error_body, GatewayError};
 use tollgate_core::names::header;
 use tollgate_core::translate::{
     attempt_request_headers, environ_value, model_header_value, operation_of, other_operation_path,
@@ -296,8 +296,11 @@ impl AdapterStream {
         };
         if new_status != status {
             if let Some(provider) = self.provider() {
+                // The provider's code only: its message may quote a masked key.
+                let code = provider_error_code(kind, status, &body)
+                    .map_or_else(String::new, |c| format!(" (provider code {c})"));
                 log::warn!(
-                    "tollgate adapter ({}): provider {} answered {status}; the client gets {new_status}",
+                    "tollgate adapter ({}): provider {} answered {status}{code}; the client gets {new_status}",
                     self.config.backend,
                     provider.name
                 );

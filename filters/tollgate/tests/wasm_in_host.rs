@@ -600,7 +600,7 @@ fn a_key_named_by_api_key_env_is_read_from_the_vm_environment_and_never_logged()
         &[(":status", "401"), ("content-type", "application/json")],
         false,
     );
-    stream.send_response_body(format!(r#"{{"error":{{"message":"Incorrect API key provided: {}","type":"invalid_request_error"}}}}"#, &KEY[..6]).as_bytes(), true);
+    stream.send_response_body(format!(r#"{{"error":{{"message":"Incorrect API key provided: {}","type":"invalid_request_error","code":"invalid_api_key"}}}}"#, &KEY[..6]).as_bytes(), true);
     let downstream = stream.downstream();
     assert_eq!(
         downstream.headers.unwrap().get(":status").as_deref(),
@@ -617,6 +617,11 @@ fn a_key_named_by_api_key_env_is_read_from_the_vm_environment_and_never_logged()
         logs.iter()
             .any(|l| l.contains("refused the gateway's credentials")),
         "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("answered 401 (provider code invalid_api_key)")),
+        "the log has the detail: {logs:?}"
     );
     assert!(
         logs.iter()
