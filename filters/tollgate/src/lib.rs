@@ -54,9 +54,13 @@ fn configure(root: &str, bytes: &[u8]) -> Result<Role, String> {
         root_id::CACHE => pipeline(PipelineRoot::capability(downstream()?, true, false, false)),
         root_id::BUDGET => pipeline(PipelineRoot::capability(downstream()?, false, true, false)),
         root_id::METRICS => pipeline(PipelineRoot::capability(downstream()?, false, false, true)),
-        root_id::ADAPTER => parse_plugin_config::<AdapterConfig>(bytes)
-            .map(|c| Role::Adapter(AdapterRoot::new(c)))
-            .map_err(|e| e.to_string()),
+        root_id::ADAPTER => {
+            let config = parse_plugin_config::<AdapterConfig>(bytes).map_err(|e| e.to_string())?;
+            // A key the VM cannot see fails configuration, so Envoy refuses the plugin.
+            AdapterRoot::configure(config)
+                .map(Role::Adapter)
+                .map_err(|e| e.to_string())
+        }
         other => Err(format!(
             "unknown root_id {other:?}; expected one of {:?}",
             [
