@@ -108,6 +108,6 @@ mod tests {
     fn the_shipped_table_is_the_metrics_stages_builtin_table() {
         let prices = parse("guide-prices.yaml", GUIDE_PRICES).unwrap();
         let rows: Vec<_> = prices.iter().map(Price::to_model_price).collect();
-        assert_eq!(rows, tollgate_metrics::pricing::guide_prices());
+        assert_eq!(rows, tollgate_core::pricing::guide_prices());
     }
 }

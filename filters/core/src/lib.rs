@@ -17,6 +17,7 @@ pub mod observe;
 pub mod openai;
 pub mod operations;
 pub mod plugin_config;
+pub mod pricing;
 pub mod request;
 pub mod sse;
 pub mod stage;

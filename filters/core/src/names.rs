@@ -513,6 +513,9 @@ pub mod metric {
     mod tests {
         use super::*;
 
+        #[cfg(target_arch = "wasm32")]
+        use wasm_bindgen_test::wasm_bindgen_test as test;
+
         #[test]
         fn definitions_follow_the_metric_order_in_both_namings() {
             for naming in [&AGENTGATEWAY, &GENAI] {

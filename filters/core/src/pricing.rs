@@ -2,10 +2,11 @@
 //! split into billed categories so each token is priced once, and the exact cost in
 //! pico-USD (integers: no float drift when millions of requests are summed).
 //!
-//! The budget stage prices with the same functions ([`PriceTable::price`], [`cost_pico_usd`]).
+//! Here in core so every stage prices the same way: the metrics stage counts with it, and the
+//! budget stage can charge with [`PriceTable::price`] and [`cost_pico_usd`].
 
-use tollgate_core::config::metrics::{ModelPrice, TokenPrices};
-use tollgate_core::usage::TokenUsage;
+use crate::config::metrics::{ModelPrice, TokenPrices};
+use crate::usage::TokenUsage;
 
 /// One row of the built-in table: provider kind, model, USD per 1M input, output, cached
 /// input, cache write.
@@ -313,6 +314,9 @@ pub fn round_micro(pico: u128) -> u64 {
 mod tests {
     use super::*;
 
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     fn table() -> PriceTable {
         PriceTable::new(&[], &TokenPrices::default()).unwrap()
     }
@@ -393,7 +397,7 @@ mod tests {
             cached_input: None,
             cache_write: None,
         };
-        let e = PriceTable::new(&[row.clone()], &TokenPrices::default()).unwrap_err();
+        let e = PriceTable::new(std::slice::from_ref(&row), &TokenPrices::default()).unwrap_err();
         assert!(
             e.to_string().starts_with("prices[0] (openai/m).input: -1"),
             "{e}"
