@@ -26,10 +26,10 @@ use tollgate_core::config::{AdapterConfig, ProviderEndpoint, ProviderKind};
 use tollgate_core::errors::{provider_error_code, translate_error_body, GatewayError};
 use tollgate_core::names::header;
 use tollgate_core::translate::{
-    attempt_request_headers, environ_value, model_header_value, operation_of, other_operation_path,
-    passthrough_request, plan_response, resolve_api_keys, translated_json_or_502, upstream_request,
-    KeyError, Operation, ResponseContext, ResponsePlan, StreamTranslator, UpstreamRequest,
-    OPERATOR_RESPONSE_HEADERS,
+    attempt_request_headers, environ_value, is_safe_header_token, model_header_value, operation_of,
+    other_operation_path, passthrough_request, plan_response, resolve_api_keys,
+    translated_json_or_502, upstream_request, KeyError, Operation, ResponseContext, ResponsePlan,
+    StreamTranslator, UpstreamRequest, OPERATOR_RESPONSE_HEADERS,
 };
 
 /// Response header naming the provider that served the answer.
@@ -450,7 +450,9 @@ impl HttpContext for AdapterStream {
         for name in OPERATOR_RESPONSE_HEADERS {
             ffi::set_header(ffi::RESPONSE_HEADERS, name, None);
         }
-        ffi::set_header(ffi::RESPONSE_HEADERS, PROVIDER_HEADER, Some(&provider.name));
+        // Names come from the operator's configuration; still, only safe tokens become headers.
+        let name = Some(provider.name.as_str()).filter(|n| is_safe_header_token(n));
+        ffi::set_header(ffi::RESPONSE_HEADERS, PROVIDER_HEADER, name);
         let model = self
             .upstream
             .as_ref()

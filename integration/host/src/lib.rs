@@ -52,6 +52,8 @@
 //! - Properties: set per stream ([`Stream::set_property`]) or host-wide
 //!   ([`HostBuilder::property`]); `request.*`/`response.*` derive from the live headers;
 //!   `set_property` lands in filter state `wasm.<name>`, readable by the next filter.
+//! - WASI `environ_sizes_get`/`environ_get`: empty, unless the plugin's VM is given variables
+//!   with [`HostBuilder::env`] (Envoy's `vm_config.environment_variables`), `k=v\0` each.
 //!
 //! Not modelled: gRPC calls (`grpc_call` answers as for an unknown cluster), TCP filters,
 //! histogram buckets on the Prometheus endpoint, FAIL_RELOAD's backoff, route-cache clearing.
