@@ -64,22 +64,23 @@ fn one() -> u64 {
     1
 }
 
-/// Reads `rateLimit.local` in either spelling; errors keep the path inside it.
+/// Reads `rateLimit.local` in either spelling. A visitor rather than an intermediate value, so
+/// the caller's path tracking reaches inside (`spec.rateLimit.local[0].fillInterval`).
 fn local_buckets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TokenBucket>, D::Error> {
-    use serde::de::Error;
-    let value = serde_norway::Value::deserialize(d)?;
-    let inner = |e: serde_path_to_error::Error<serde_norway::Error>| {
-        let path = e.path().to_string();
-        let message = crate::error::humanize_serde_message(&e.inner().to_string());
-        D::Error::custom(if path == "." {
-            message
-        } else {
-            format!("{path}: {message}")
-        })
-    };
-    match value {
-        serde_norway::Value::Mapping(_) => {
-            let k: KgatewayLocal = serde_path_to_error::deserialize(value).map_err(inner)?;
+    struct Local;
+    impl<'de> serde::de::Visitor<'de> for Local {
+        type Value = Vec<TokenBucket>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of buckets, or kgateway's {tokenBucket: {...}}")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<TokenBucket>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let k = KgatewayLocal::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
             Ok(vec![TokenBucket {
                 max_tokens: k.token_bucket.max_tokens,
                 tokens_per_fill: k.token_bucket.tokens_per_fill,
@@ -88,8 +89,8 @@ fn local_buckets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TokenBuck
                 descriptors: Vec::new(),
             }])
         }
-        value => serde_path_to_error::deserialize(value).map_err(inner),
     }
+    d.deserialize_any(Local)
 }
 
 /// `spec.rateLimit.local[]`: one bucket per descriptor value.
