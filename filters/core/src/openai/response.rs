@@ -126,6 +126,18 @@ pub fn write_sse_data<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 /// The event that ends every OpenAI stream.
 pub const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
 
+/// Whether an SSE `data:` payload is an error event ([`write_sse_error`]'s, or a provider's
+/// own): a stream that carries one before `[DONE]` did not complete, so it is neither cached
+/// nor counted as a complete answer.
+pub fn is_sse_error_event(data: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        error: Option<serde::de::IgnoredAny>,
+    }
+    let data = data.trim_ascii();
+    data.starts_with(b"{") && serde_json::from_slice::<Probe>(data).is_ok_and(|p| p.error.is_some())
+}
+
 /// Ends an OpenAI stream with an error event (OpenAI's SDKs raise it as an `APIError`) and
 /// `data: [DONE]`, so a stream the gateway cannot finish is still well-formed.
 pub fn write_sse_error(out: &mut Vec<u8>, error: &crate::errors::GatewayError) {
@@ -133,4 +145,42 @@ pub fn write_sse_error(out: &mut Vec<u8>, error: &crate::errors::GatewayError) {
     out.extend_from_slice(&error.to_openai().to_bytes());
     out.extend_from_slice(b"\n\n");
     out.extend_from_slice(SSE_DONE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn error_events_are_told_from_chunks() {
+        let mut out = Vec::new();
+        write_sse_error(
+            &mut out,
+            &crate::errors::GatewayError::BadProviderAnswer("cut".into()),
+        );
+        let text = String::from_utf8(out).unwrap();
+        let first = text
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .strip_prefix("data: ")
+            .unwrap();
+        assert!(is_sse_error_event(first.as_bytes()));
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        for not_error in [
+            &br#"{"id":"c","object":"chat.completion.chunk","choices":[]}"#[..],
+            b"[DONE]",
+            br#"{"error":null}"#,
+            b"not json",
+        ] {
+            assert!(
+                !is_sse_error_event(not_error),
+                "{}",
+                String::from_utf8_lossy(not_error)
+            );
+        }
+    }
 }
