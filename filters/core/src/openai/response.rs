@@ -135,7 +135,12 @@ pub fn is_sse_error_event(data: &[u8]) -> bool {
         error: Option<serde::de::IgnoredAny>,
     }
     let data = data.trim_ascii();
-    data.starts_with(b"{") && serde_json::from_slice::<Probe>(data).is_ok_and(|p| p.error.is_some())
+    // Cheap first: ordinary chunks have no `"error"` key (a mention inside their text still
+    // needs the parse below to be told apart).
+    if !data.starts_with(b"{") || !data.windows(7).any(|w| w == b"\"error\"") {
+        return false;
+    }
+    serde_json::from_slice::<Probe>(data).is_ok_and(|p| p.error.is_some())
 }
 
 /// Ends an OpenAI stream with an error event (OpenAI's SDKs raise it as an `APIError`) and
