@@ -649,7 +649,11 @@ fn route_auth(plan: &Plan, route: &RoutePlan) -> Option<Value> {
 fn auth_local_replies() -> Value {
     let mapper = |status: u16, kind: &str, code: &str| {
         json!({
-            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "tollgate.local_reply.unused"}}}},
+            // Only Envoy's own replies: the pipeline marks the requests it answered itself.
+            "filter": {"and_filter": {"filters": [
+                {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": status, "runtime_key": "tollgate.local_reply.unused"}}}},
+                {"header_filter": {"header": {"name": tollgate_core::names::header::LOCAL_REPLY, "present_match": true, "invert_match": true}}},
+            ]}},
             "body_format_override": {"json_format": {"error": {
                 "message": "%LOCAL_REPLY_BODY%",
                 "type": kind,

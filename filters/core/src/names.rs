@@ -51,10 +51,15 @@ pub mod header {
     pub const PROVIDER: &str = "x-tollgate-provider";
     /// Response header naming the model asked of that provider.
     pub const MODEL: &str = "x-tollgate-model";
-    /// Request header naming the client that Envoy's `api_key_auth` authenticated (its
-    /// `forwarding.header`); the pipeline removes a client-sent one before authentication
-    /// can set it, so a client cannot claim another's budget.
+    /// Request header naming the authenticated client: set by Envoy's `api_key_auth` (its
+    /// `forwarding.header`) or from the JWT's `sub`. The generator's `header_mutation` filter,
+    /// first in the chain, removes a client-sent one, so a client cannot claim another's
+    /// budget; the pipeline only reads it.
     pub const CLIENT: &str = "x-tollgate-client";
+    /// Request header the pipeline sets on a request it answers itself (its replies are
+    /// already OpenAI JSON): the HCM's `local_reply_config` mappers, which give the auth
+    /// filters' plain-text 401/403 the OpenAI format, skip requests that carry it.
+    pub const LOCAL_REPLY: &str = "x-tollgate-local-reply";
     /// Response header: `HIT`, `MISS` or `BYPASS` on a cached route.
     pub const CACHE_STATUS: &str = "x-cache-status";
 }

@@ -206,6 +206,8 @@ impl PipelineStream {
     fn respond(&mut self, reply: &LocalReply, by: Answerer) -> Action {
         self.answered = true;
         self.response.answered_by = by;
+        // Our replies are OpenAI JSON already: Envoy's local-reply mappers leave them alone.
+        host::set_request_header(header::LOCAL_REPLY, Some("1"));
         host::send_local_reply(reply);
         Action::Pause
     }
@@ -377,6 +379,15 @@ impl Context for PipelineStream {
                 return;
             }
             _ => {
+                // The stage may still edit the held body with what the call said.
+                let mut body = std::mem::take(&mut self.body);
+                let mut changed = false;
+                let facts = &self.facts;
+                if let Some(stage) = self.stages.get(id) {
+                    stage.on_callout_body(facts, &mut body, &mut changed);
+                }
+                self.body = body;
+                self.body_changed |= changed;
                 let next = ORDER
                     .iter()
                     .position(|&s| s == id)
