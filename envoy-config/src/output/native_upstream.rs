@@ -23,7 +23,9 @@ use tollgate_core::translate::OPERATOR_RESPONSE_HEADERS;
 /// Client request headers removed on the way to a native Backend: credentials, cookies and the
 /// providers' control headers (the adapter matches the `openai-`, `anthropic-`, `x-goog-`
 /// prefixes; Envoy removes exact names, so these are the ones the providers document).
-pub const REMOVED_CLIENT_HEADERS: [&str; 13] = [
+pub const REMOVED_CLIENT_HEADERS: [&str; 14] = [
+    // Who the client is, for the gateway's own stages: not the provider's business.
+    header::CLIENT,
     "x-api-key",
     "cookie",
     "proxy-authorization",
