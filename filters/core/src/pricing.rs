@@ -214,9 +214,19 @@ impl PriceTable {
     /// `-001`, `-latest`), so `gpt-4o-mini-2024-07-18` is `gpt-4o-mini` but `gpt-4o-mini` is
     /// never `gpt-4o`. `None`: not in the table.
     pub fn price(&self, provider: &str, model: &str) -> Option<PicoPrices> {
+        self.find(Some(provider), model)
+    }
+
+    /// The prices of `model` whoever serves it (the first provider listing it): for answers
+    /// that do not say who served them, such as cache hits.
+    pub fn price_of_model(&self, model: &str) -> Option<PicoPrices> {
+        self.find(None, model)
+    }
+
+    fn find(&self, provider: Option<&str>, model: &str) -> Option<PicoPrices> {
         let mut best: Option<(usize, PicoPrices)> = None;
         for (p, m, prices) in &self.rows {
-            if p != provider {
+            if provider.is_some_and(|provider| p != provider) {
                 continue;
             }
             if m == model {
@@ -350,6 +360,10 @@ mod tests {
             t.price("openai", "gpt-4o")
         );
         assert_eq!(t.price("openai", "gpt-4omni"), None);
+        assert_eq!(
+            t.price_of_model("claude-3-5-haiku-20241022"),
+            t.price("anthropic", "claude-3-5-haiku-20241022")
+        );
     }
 
     #[test]

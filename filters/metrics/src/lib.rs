@@ -180,6 +180,22 @@ impl Recorder {
         }
     }
 
+    /// What a cache hit saved: priced by its provider when the stored answer names one, else
+    /// by its model whoever lists it (a cached answer need not say who first served it).
+    fn saved_cost(
+        &self,
+        response: &ResponseFacts,
+        provider: &str,
+        model: &str,
+        tokens: &BilledTokens,
+    ) -> u128 {
+        let prices = match response.provider {
+            Some(_) => self.prices.price(provider, model),
+            None => self.prices.price_of_model(model),
+        };
+        cost_pico_usd(&prices.unwrap_or(self.prices.default_price()), tokens)
+    }
+
     fn micro(&mut self, metric: Metric, row: &Row, pico: u128) -> u64 {
         self.carries
             .entry((metric, row.provider.clone(), row.model.clone()))
@@ -236,7 +252,7 @@ impl Recorder {
                 self.push(&mut out, Metric::CacheHits, &row, 1);
                 if let Some(tokens) = tokens {
                     self.push_tokens(&mut out, Metric::CacheSavedTokens, &mut row, &tokens);
-                    let (pico, _) = self.cost(&raw_provider, &raw_model, &tokens);
+                    let pico = self.saved_cost(response, &raw_provider, &raw_model, &tokens);
                     let micro = self.micro(Metric::CacheSavedCost, &row, pico);
                     self.push(&mut out, Metric::CacheSavedCost, &row, micro);
                 }
@@ -288,10 +304,12 @@ impl Recorder {
             .clone()
             .or_else(|| facts.model.clone())
             .unwrap_or_default();
-        let cost = if response.usage.is_some() {
-            round_micro(self.cost(&provider, &model, &tokens).0)
-        } else {
-            0
+        let cost = match (response.usage.is_some(), response.answered_by) {
+            (false, _) => 0,
+            (true, Answerer::Cache) => {
+                round_micro(self.saved_cost(response, &provider, &model, &tokens))
+            }
+            (true, _) => round_micro(self.cost(&provider, &model, &tokens).0),
         };
         LogRecord {
             provider,

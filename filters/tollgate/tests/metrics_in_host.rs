@@ -266,3 +266,79 @@ fn requests_in_flight_are_a_gauge() {
         Some(0)
     );
 }
+
+#[test]
+fn a_cache_hit_counts_as_a_hit_with_what_it_saved_and_no_provider_tokens() {
+    let configuration = r#"{"route":{"routes":{"llm-routes":{"kind":"llm"}}},
+      "cache":{"routes":{"llm-routes":{"response":{"mode":"aggressive","ttl_ms":60000,
+        "key":{"json_paths":["$.model","$.messages"]},
+        "store":{"max_size_bytes":1048576,"max_entry_bytes":1048576,"slots":64}}}}},
+      "metrics":{"providers":{"cheap-cloud":"openai"}}}"#;
+    let mut builder = Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id("tollgate")
+        .root_id("tollgate")
+        .configuration(configuration.as_bytes())
+        .allow_on_headers_stop_iteration(true);
+    for tag in metric::TAGS {
+        let label = AGENTGATEWAY.tag_name(tag);
+        builder = builder.stats_tag(label, &metric::tag_regex(label));
+    }
+    let host = builder.build().unwrap();
+    let usage = r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100}"#;
+    let body = json_answer("gpt-4o-mini", usage);
+    for _ in 0..3 {
+        let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+        let mut s = host.stream();
+        s.set_property(
+            &["xds", "route_name"],
+            tollgate_host::Value::String("llm-routes/0/0".into()),
+        );
+        s.send_request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "gateway"),
+                (":scheme", "http"),
+                ("content-type", "application/json"),
+                ("content-length", &request.len().to_string()),
+            ],
+            false,
+        );
+        if s.send_request_body(request.as_bytes(), true) == Outcome::Continue {
+            s.send_response_headers(
+                &[
+                    (":status", "200"),
+                    ("content-type", "application/json"),
+                    ("x-tollgate-provider", "cheap-cloud"),
+                    ("x-tollgate-model", "gpt-4o-mini"),
+                ],
+                false,
+            );
+            s.send_response_body(body.as_bytes(), true);
+        }
+        s.finish();
+    }
+    // One miss answered by the provider, two hits: counted as hits with the tokens and the
+    // cost (gpt-4o-mini: 1000 × 0.15 + 100 × 0.60 = 210 µUSD each) they saved.
+    let ours: Vec<String> = host
+        .prometheus_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("agentgateway_"))
+        .collect();
+    let mut want = vec![
+        "agentgateway_active_connections 0",
+        r#"agentgateway_llm_requests_total{provider="openai",model="gpt-4o-mini",status="200"} 1"#,
+        r#"agentgateway_llm_tokens_total{direction="input",provider="openai",model="gpt-4o-mini"} 1000"#,
+        r#"agentgateway_llm_tokens_total{direction="output",provider="openai",model="gpt-4o-mini"} 100"#,
+        r#"agentgateway_llm_cost_micro_usd_total{provider="openai",model="gpt-4o-mini"} 210"#,
+        r#"agentgateway_llm_cache_hits_total{request_model="gpt-4o-mini"} 2"#,
+        r#"agentgateway_llm_cache_saved_tokens_total{direction="input",request_model="gpt-4o-mini"} 2000"#,
+        r#"agentgateway_llm_cache_saved_tokens_total{direction="output",request_model="gpt-4o-mini"} 200"#,
+        r#"agentgateway_llm_cache_saved_cost_micro_usd_total{request_model="gpt-4o-mini"} 420"#,
+    ];
+    want.sort();
+    let mut got = ours;
+    got.sort();
+    assert_eq!(got, want);
+}
