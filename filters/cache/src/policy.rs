@@ -141,6 +141,17 @@ pub fn answer_storable(
     }
 }
 
+/// Whether a stream read so far ends with its terminal event (`data: [DONE]` and the blank
+/// line that closes it): the answer is then complete, even before the stream's end arrives.
+pub fn stream_terminated(body: &[u8]) -> bool {
+    let closed = body.ends_with(b"\n\n") || body.ends_with(b"\r\n\r\n") || body.ends_with(b"\r\r");
+    let last = body.trim_ascii_end();
+    closed
+        && (last.ends_with(b"\ndata: [DONE]")
+            || last.ends_with(b"\ndata:[DONE]")
+            || last == b"data: [DONE]")
+}
+
 /// The finish reason of each choice, and whether an error was seen.
 #[derive(Default)]
 struct Finishes {
@@ -233,6 +244,15 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn a_stream_is_terminated_by_a_closed_done_event_only() {
+        assert!(stream_terminated(b"data: {}\n\ndata: [DONE]\n\n"));
+        assert!(stream_terminated(b"data: {}\r\n\r\ndata: [DONE]\r\n\r\n"));
+        assert!(!stream_terminated(b"data: {}\n\ndata: [DONE]\n"));
+        assert!(!stream_terminated(b"data: {}\n\n"));
+        assert!(!stream_terminated(b"data: {\"x\":\"data: [DONE]\"}\n\n"));
     }
 
     #[test]

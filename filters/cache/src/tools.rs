@@ -210,19 +210,46 @@ impl ToolCache {
     }
 }
 
-/// The JSON-RPC response to request `id` in an answer (JSON, or the SSE events of
+/// The JSON-RPC response to request `id` in a whole answer (JSON, or the SSE events of
 /// Streamable HTTP), when it is a success worth storing: not `error`, not `isError`.
 pub fn storable_result(status: u16, content_type: &[u8], body: &[u8], id: &str) -> Option<Vec<u8>> {
+    match find_result(status, content_type, body, id, true) {
+        Found::Store(message) => Some(message),
+        Found::NotYet | Found::Never => None,
+    }
+}
+
+/// What an answer read so far says about the response to request `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Its response has not arrived yet (an SSE stream still open).
+    NotYet,
+    /// Its response is a success: store this message.
+    Store(Vec<u8>),
+    /// Its response is an error, or the answer cannot hold one: nothing to store.
+    Never,
+}
+
+/// Looks for the response to `id` in `body`; with `whole` false, `body` is an SSE stream read
+/// so far (only its complete events count). SDK clients send their next request as soon as
+/// the response event arrives, before the stream ends: so it is stored then.
+pub fn find_result(status: u16, content_type: &[u8], body: &[u8], id: &str, whole: bool) -> Found {
     if status != 200 {
-        return None;
+        return Found::Never;
     }
     let kind = tollgate_core::observe::BodyKind::of_content_type(content_type);
     let messages: Vec<Vec<u8>> = match kind {
-        tollgate_core::observe::BodyKind::Json => vec![body.to_vec()],
-        tollgate_core::observe::BodyKind::EventStream => sse_messages(body)?,
-        tollgate_core::observe::BodyKind::Other => return None,
+        tollgate_core::observe::BodyKind::Json if whole => vec![body.to_vec()],
+        tollgate_core::observe::BodyKind::Json => return Found::NotYet,
+        tollgate_core::observe::BodyKind::EventStream => match sse_messages(body, whole) {
+            Some(messages) => messages,
+            None => return Found::Never,
+        },
+        tollgate_core::observe::BodyKind::Other => return Found::Never,
     };
-    let wanted: Value = serde_json::from_str(id).ok()?;
+    let Ok(wanted) = serde_json::from_str::<Value>(id) else {
+        return Found::Never;
+    };
     for message in messages {
         let Ok(value) = serde_json::from_slice::<Value>(&message) else {
             continue;
@@ -231,22 +258,30 @@ pub fn storable_result(status: u16, content_type: &[u8], body: &[u8], id: &str) 
             continue;
         }
         if value.get("error").is_some() {
-            return None;
+            return Found::Never;
         }
-        let result = value.get("result")?;
+        let Some(result) = value.get("result") else {
+            return Found::Never;
+        };
         if result.get("isError") == Some(&Value::Bool(true)) {
-            return None;
+            return Found::Never;
         }
-        return Some(message);
+        return Found::Store(message);
     }
-    None
+    if whole {
+        Found::Never
+    } else {
+        Found::NotYet
+    }
 }
 
-fn sse_messages(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+fn sse_messages(body: &[u8], whole: bool) -> Option<Vec<Vec<u8>>> {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
     parser.push(body, |e| out.push(e.data.as_bytes().to_vec()));
-    parser.finish(|e| out.push(e.data.as_bytes().to_vec()));
+    if whole {
+        parser.finish(|e| out.push(e.data.as_bytes().to_vec()));
+    }
     (!parser.overflowed()).then_some(out)
 }
 
@@ -255,7 +290,9 @@ pub fn destructive_tools(content_type: &[u8], body: &[u8]) -> Vec<String> {
     let kind = tollgate_core::observe::BodyKind::of_content_type(content_type);
     let messages = match kind {
         tollgate_core::observe::BodyKind::Json => vec![body.to_vec()],
-        tollgate_core::observe::BodyKind::EventStream => sse_messages(body).unwrap_or_default(),
+        tollgate_core::observe::BodyKind::EventStream => {
+            sse_messages(body, true).unwrap_or_default()
+        }
         tollgate_core::observe::BodyKind::Other => Vec::new(),
     };
     #[derive(Deserialize)]
@@ -499,6 +536,24 @@ mod tests {
         assert_eq!(
             storable_result(200, b"text/event-stream", sse, "7").as_deref(),
             Some(&br#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#[..])
+        );
+    }
+
+    #[test]
+    fn a_streamed_result_is_found_as_soon_as_its_event_is_complete() {
+        let sse = b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[]}}\r\n\r\n";
+        let ct = b"text/event-stream";
+        assert_eq!(
+            find_result(200, ct, &sse[..sse.len() - 2], "7", false),
+            Found::NotYet
+        );
+        assert!(matches!(
+            find_result(200, ct, sse, "7", false),
+            Found::Store(_)
+        ));
+        assert_eq!(
+            find_result(200, b"application/json", b"{", "7", false),
+            Found::NotYet
         );
     }
 
