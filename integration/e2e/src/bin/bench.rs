@@ -88,11 +88,11 @@ struct Proc {
 }
 
 impl Proc {
+    /// Starts `cmd` with its stderr (Envoy's own log) in `log`; stdout (where the generated
+    /// access log goes) is discarded: a million JSON lines per setup would only fill the disk.
     fn spawn(mut cmd: Command, log: &Path) -> Result<Self, Error> {
         let log = std::fs::File::create(log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         // SAFETY: prctl is async-signal-safe; the kernel stops the child if we die.
         unsafe {
             cmd.pre_exec(|| {
@@ -327,9 +327,9 @@ fn downstream_roots(bootstrap: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether a downstream filter runs the cache stage: `cache` alone, or the pipeline with a
-/// `cache` section.
-fn cache_runs(bootstrap: &Value) -> bool {
+/// Whether a downstream filter runs `stage` (`cache`, `metrics`, ...): the stage's filter
+/// alone, or the pipeline with the stage's section.
+fn stage_runs(bootstrap: &Value, stage: &str) -> bool {
     let mut copy = bootstrap.clone();
     downstream_filters(&mut copy).is_some_and(|filters| {
         filters.iter().filter(|f| is_wasm(f)).any(|f| {
@@ -337,9 +337,24 @@ fn cache_runs(bootstrap: &Value) -> bool {
                 .as_str()
                 .and_then(|c| serde_json::from_str(c).ok())
                 .unwrap_or_default();
-            matches!(root_id(f), "cache" | "tollgate") && !config["cache"].is_null()
+            (root_id(f) == stage || root_id(f) == "tollgate") && !config[stage].is_null()
         })
     })
+}
+
+/// Removes the listener's access log: the generator emits it for the metrics stage (it logs
+/// what the stage leaves in filter state), so a setup without that stage has none.
+fn drop_access_log(bootstrap: &mut Value) {
+    if let Some(listener) = bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .and_then(|l| l.iter_mut().find(|l| l["name"] == "tollgate"))
+    {
+        if let Some(hcm) =
+            listener["filter_chains"][0]["filters"][0]["typed_config"].as_object_mut()
+        {
+            hcm.remove("access_log");
+        }
+    }
 }
 
 /// Keeps only the downstream wasm filters whose root id `keep` accepts.
@@ -536,7 +551,10 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
             if !adapter {
                 drop_upstream_wasm(&mut bootstrap);
             }
-            let cache = cache_runs(&bootstrap);
+            if !stage_runs(&bootstrap, "metrics") {
+                drop_access_log(&mut bootstrap);
+            }
+            let cache = stage_runs(&bootstrap, "cache");
             let config = run_dir.join(format!("{}.yaml", spec.name));
             std::fs::write(&config, serde_norway::to_string(&bootstrap)?)?;
             let mut cmd = envoy_command(&config, base_id, 2)?;
@@ -607,8 +625,8 @@ fn chat_body(bytes: usize, stream: bool) -> String {
 }
 
 /// A wrk script POSTing `body`; with `unique`, a counter is spliced into every request's first
-/// message so that each one is a cache miss; `stop_after` ends the run after that many responses.
-fn wrk_script(body: &str, unique: bool, stop_after: Option<u64>) -> String {
+/// message so that each one is a cache miss.
+fn wrk_script(body: &str, unique: bool) -> String {
     let (head, tail) = body.split_once("You are terse.").unwrap_or((body, ""));
     let lua = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut script = format!(
@@ -618,13 +636,7 @@ fn wrk_script(body: &str, unique: bool, stop_after: Option<u64>) -> String {
     );
     if unique {
         script.push_str(
-            "local n = 0\nlocal id = tostring(math.random(1, 1000000000))\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, head .. \" \" .. id .. \"-\" .. n .. tail)\nend\n",
-        );
-    }
-    if let Some(limit) = stop_after {
-        let _ = write!(
-            script,
-            "local done = 0\nresponse = function()\n  done = done + 1\n  if done >= {limit} then wrk.thread:stop() end\nend\n"
+            "local n = 0\nlocal id = os.getenv(\"BENCH_RUN_ID\")\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, head .. \" \" .. id .. \"-\" .. n .. tail)\nend\n",
         );
     }
     script
@@ -671,7 +683,11 @@ fn parse_wrk(out: &str) -> Result<(f64, u64, u64, u64), Error> {
 }
 
 fn wrk(script: &Path, url: &str, connections: u32, seconds: u64) -> Result<String, Error> {
+    // A fresh id per run, spliced into the unique bodies: no run repeats an earlier one's.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = Command::new("wrk")
+        .env("BENCH_RUN_ID", format!("{}-{run}", std::process::id()))
         .args([
             "-t1",
             &format!("-c{connections}"),
@@ -865,7 +881,8 @@ struct Row {
     ttfb_json: Option<f64>,
     ttfb_stream: Option<f64>,
     cache_hit: Option<f64>,
-    rss: Option<(f64, f64)>,
+    /// (MB before, MB after, requests served in between).
+    rss: Option<(f64, f64, u64)>,
     failed: Vec<String>,
 }
 
@@ -1015,8 +1032,8 @@ fn load() -> Result<(), Error> {
     let small_script = run_dir.join("small.lua");
     let large_script = run_dir.join("large.lua");
     let small_lines = run_dir.join("small.lines");
-    std::fs::write(&small_script, wrk_script(&small, true, None))?;
-    std::fs::write(&large_script, wrk_script(&large, true, None))?;
+    std::fs::write(&small_script, wrk_script(&small, true))?;
+    std::fs::write(&large_script, wrk_script(&large, true))?;
     let warm_lines = run_dir.join("warm.lines");
     let body_lines = |tag: &str, seconds: u64| {
         let lines = (u64::from(knobs.rate) * seconds * 3 / 2).max(100);
@@ -1103,26 +1120,20 @@ fn load() -> Result<(), Error> {
         }
         let pid = setup.pid(&mock);
         let before = rss_mb(pid)?;
-        let script = run_dir.join(format!("rss-{}.lua", setup.spec.name));
-        std::fs::write(
-            &script,
-            wrk_script(
-                &small,
-                true,
-                Some(
-                    knobs
-                        .rss_requests
-                        .div_ceil(u64::from(knobs.connections.max(1))),
-                ),
-            ),
-        )?;
-        // wrk stops its thread after the count; the duration is only a bound.
-        let bound = 60 + knobs.rss_requests / 1000;
-        match wrk(&script, &setup.url(), knobs.connections, bound) {
+        // wrk runs for a time, not a count (a Lua `wrk.thread:stop()` still waits out the
+        // duration): long enough for the count at the rate this setup just sustained.
+        let rps = rows
+            .get(&setup.spec.name)
+            .and_then(Row::rps)
+            .unwrap_or(1000.0)
+            .max(100.0);
+        let seconds = (knobs.rss_requests as f64 / rps).ceil() as u64 + 1;
+        match wrk(&small_script, &setup.url(), knobs.connections, seconds) {
             Ok(out) => {
                 let served = parse_wrk(&out).map(|p| p.1).unwrap_or(0);
                 let after = rss_mb(pid)?;
-                rows.entry(setup.spec.name.clone()).or_default().rss = Some((before, after));
+                rows.entry(setup.spec.name.clone()).or_default().rss =
+                    Some((before, after, served));
                 eprintln!(
                     "bench: {} RSS {before:.0} → {after:.0} MB over {served} requests",
                     setup.spec.name
@@ -1323,23 +1334,22 @@ fn table(
     let _ = writeln!(s, "## Memory (RSS of the proxy, MB)\n");
     let _ = writeln!(
         s,
-        "| setup | before | after {} requests | growth | after − plain after |",
-        knobs.rss_requests
+        "| setup | before | after | requests in between | growth | after − plain after |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
     for setup in running {
-        let Some((before, after)) = rows.get(&setup.spec.name).and_then(|r| r.rss) else {
+        let Some((before, after, served)) = rows.get(&setup.spec.name).and_then(|r| r.rss) else {
             continue;
         };
         let _ = writeln!(
             s,
-            "| {} | {before:.1} | {after:.1} | {:+.1} | {} |",
+            "| {} | {before:.1} | {after:.1} | {served} | {:+.1} | {} |",
             setup.spec.name,
             after - before,
             delta(Some(after), plain_rss, 1)
         );
     }
-    let _ = writeln!(s, "\nBefore = after the throughput and latency runs above; the requests have unique bodies (the cache fills to its configured bound, 16 MiB in {GATEWAY_INPUT}).\n");
+    let _ = writeln!(s, "\nBefore = after the throughput and latency runs above; the requests (wrk for the time the count takes at the setup's saturated rate) have unique bodies (the cache fills to its configured bound, 16 MiB in {GATEWAY_INPUT}).\n");
     let _ = writeln!(s, "## Against the goals of issue 9\n");
     let full = rows.get("tollgate");
     let goal = |ok: Option<bool>| match ok {
@@ -1396,14 +1406,14 @@ fn table(
     let rss = full
         .and_then(|r| r.rss)
         .zip(plain_rss)
-        .map(|((_, after), p)| after - p);
+        .map(|((_, after, _), p)| after - p);
     let _ = writeln!(
         s,
         "- RSS ≤ plain + 25 MB: {} MB ({})",
         opt(rss, 1),
         goal(rss.map(|d| d <= 25.0))
     );
-    let growth = full.and_then(|r| r.rss).map(|(b, a)| a - b);
+    let growth = full.and_then(|r| r.rss).map(|(b, a, _)| a - b);
     let _ = writeln!(s, "- RSS flat over the run: {} MB growth", opt(growth, 1));
     if !skipped.is_empty() || rows.values().any(|r| !r.failed.is_empty()) {
         let _ = writeln!(s, "\n## Not measured\n");
