@@ -9,6 +9,8 @@
 //! after another system prompt, from another caller or for another model never do.
 
 use crate::canonical;
+use crate::entry::{replay_body, BodyKind, Entry};
+use crate::key::CacheKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -343,20 +345,51 @@ pub fn read_lookup(status: u16, body: &[u8]) -> Lookup {
     }
 }
 
-/// The local reply of a hit: the stored answer, marked as a cache hit.
-pub fn hit_reply(answer: &StoredAnswer, similarity: f64, age_s: u64) -> LocalReply {
+/// A fresh completion id for a hit (`n`: a per-VM counter, so two hits in one millisecond
+/// differ): the answer is another completion than the one stored.
+pub fn fresh_id(query: &Query, now_ms: u64, n: u64) -> String {
+    let seed = format!(
+        "semantic:{}:{}:{}:{now_ms}:{n}",
+        query.scope, query.params, query.prompt
+    );
+    format!("chatcmpl-{}", &sha256_hex(&seed)[..24])
+}
+
+/// The local reply of a hit: the stored answer with a fresh top-level `id` and `created`
+/// (JSON, or every SSE frame as it came, as the response cache replays), marked as a hit.
+pub fn hit_reply(
+    answer: StoredAnswer,
+    similarity: f64,
+    age_s: u64,
+    id: &str,
+    now_ms: u64,
+) -> LocalReply {
+    let sse = answer.content_type.starts_with("text/event-stream");
+    let mut headers = vec![
+        ("content-type".into(), answer.content_type),
+        (header::CACHE_STATUS.into(), "HIT".into()),
+        ("age".into(), age_s.to_string()),
+        (
+            semantic_cache::SIMILARITY_HEADER.into(),
+            format!("{similarity:.4}"),
+        ),
+    ];
+    if sse {
+        headers.push(("cache-control".into(), "no-cache".into()));
+    }
+    let entry = Entry {
+        key: CacheKey([0; 32]),
+        stored_ms: 0,
+        expires_ms: 0,
+        kind: if sse { BodyKind::Sse } else { BodyKind::Json },
+        usage: None,
+        model: None,
+        body: answer.body.into_bytes(),
+    };
     LocalReply {
         status: answer.status,
-        headers: vec![
-            ("content-type".into(), answer.content_type.clone()),
-            (header::CACHE_STATUS.into(), "HIT".into()),
-            ("age".into(), age_s.to_string()),
-            (
-                semantic_cache::SIMILARITY_HEADER.into(),
-                format!("{similarity:.4}"),
-            ),
-        ],
-        body: answer.body.as_bytes().to_vec(),
+        headers,
+        body: replay_body(&entry, id, now_ms / 1000),
     }
 }
 
@@ -647,17 +680,35 @@ mod tests {
     }
 
     #[test]
-    fn a_hit_answers_with_the_stored_body_marked_as_a_hit() {
+    fn a_hit_answers_with_the_stored_body_restamped_and_marked_as_a_hit() {
+        let stored = r#"{"id":"chatcmpl-old","object":"chat.completion","created":1700000000,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}"#;
+        let answer = StoredAnswer {
+            status: 200,
+            content_type: "application/json".into(),
+            body: stored.into(),
+        };
+        let reply = hit_reply(answer, 0.98765, 12, "chatcmpl-new", 1_800_000_000_123);
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            String::from_utf8(reply.body).unwrap(),
+            stored
+                .replace("chatcmpl-old", "chatcmpl-new")
+                .replace("1700000000", "1800000000")
+        );
+        let frames = "data: {\"id\":\"a\",\"created\":1,\"choices\":[]}\n\ndata: [DONE]\n\n";
         let answer = StoredAnswer {
             status: 200,
             content_type: "text/event-stream".into(),
-            body: "data: [DONE]\n\n".into(),
+            body: frames.into(),
         };
-        let reply = hit_reply(&answer, 0.98765, 12);
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.body, b"data: [DONE]\n\n");
+        let reply = hit_reply(answer, 0.98765, 12, "b", 2_000);
+        assert_eq!(
+            String::from_utf8(reply.body).unwrap(),
+            "data: {\"id\":\"b\",\"created\":2,\"choices\":[]}\n\ndata: [DONE]\n\n"
+        );
         for (name, value) in [
             ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
             ("x-cache-status", "HIT"),
             ("age", "12"),
             (semantic_cache::SIMILARITY_HEADER, "0.9877"),
@@ -668,6 +719,16 @@ mod tests {
                 reply.headers
             );
         }
+    }
+
+    #[test]
+    fn fresh_ids_differ_by_time_and_counter() {
+        let query = q(&chat("", r#"{"role":"user","content":"Say hello"}"#));
+        let id = fresh_id(&query, 1, 1);
+        assert!(id.starts_with("chatcmpl-") && id.len() == 33, "{id}");
+        assert_ne!(id, fresh_id(&query, 1, 2));
+        assert_ne!(id, fresh_id(&query, 2, 1));
+        assert_eq!(id, fresh_id(&query, 1, 1));
     }
 
     #[test]

@@ -164,7 +164,18 @@ fn a_hit_answers_locally_with_the_stored_answer() {
         .unwrap();
     let reply = stream.local_reply().expect("a hit is answered locally");
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, ANSWER.as_bytes());
+    let (got, stored): (Json, Json) = (
+        serde_json::from_slice(&reply.body).unwrap(),
+        serde_json::from_str(ANSWER).unwrap(),
+    );
+    assert_eq!(got["choices"], stored["choices"], "the stored answer");
+    assert_eq!(got["usage"], stored["usage"]);
+    let id = got["id"].as_str().unwrap();
+    assert!(
+        id.starts_with("chatcmpl-") && id != "chatcmpl-upstream",
+        "a fresh id: {id}"
+    );
+    assert_eq!(got["created"], host.now_unix_nanos() / 1_000_000_000);
     assert_eq!(reply.headers.get("x-cache-status").as_deref(), Some("HIT"));
     assert_eq!(reply.headers.get("age").as_deref(), Some("42"));
     assert_eq!(
@@ -346,4 +357,87 @@ fn a_bad_threshold_fails_configuration() {
         .expect("the configuration is refused")
         .to_string();
     assert!(error.contains("rejected its configuration"), "{error}");
+}
+
+#[test]
+fn a_streamed_answer_is_stored_as_its_frames_and_replayed_to_a_stream_request() {
+    let host = host();
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#;
+    let (mut stream, _) = open(&host, "Bearer alice", body);
+    let lookup = pending_call(&host, "/lookup");
+    let params = body_json(&lookup)["params"].clone();
+    assert_ne!(
+        params,
+        {
+            let (_s, _) = open(&host, "Bearer alice", &chat("Say hello"));
+            let calls = host.http_calls();
+            body_json(&calls[1])["params"].clone()
+        },
+        "a stream request is in another partition than a JSON one"
+    );
+    host.respond_http_call(lookup.id, &[(":status", "200")], br#"{"hit":false}"#)
+        .unwrap();
+    let frames = [
+        "data: {\"id\":\"chatcmpl-up\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+        "data: {\"id\":\"chatcmpl-up\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    ];
+    stream.send_response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
+    for (i, frame) in frames.iter().enumerate() {
+        stream.send_response_body(frame.as_bytes(), i + 1 == frames.len());
+    }
+    stream.finish();
+    let store = host
+        .http_calls()
+        .into_iter()
+        .find(|c| c.headers.get(":path").as_deref() == Some("/store"))
+        .expect("the complete stream is stored");
+    let stored = body_json(&store);
+    assert_eq!(stored["answer"]["content_type"], "text/event-stream");
+    assert_eq!(stored["answer"]["body"], frames.concat());
+
+    // A hit for a stream request replays the frames, restamped.
+    let (hit_stream, _) = open(&host, "Bearer alice", body);
+    let call = host
+        .http_calls()
+        .into_iter()
+        .rfind(|c| c.headers.get(":path").as_deref() == Some("/lookup"))
+        .unwrap();
+    let hit =
+        serde_json::json!({"hit": true, "similarity": 1.0, "age_s": 0, "answer": stored["answer"]});
+    host.respond_http_call(call.id, &[(":status", "200")], hit.to_string().as_bytes())
+        .unwrap();
+    let reply = hit_stream.local_reply().unwrap();
+    assert_eq!(
+        reply.headers.get("content-type").as_deref(),
+        Some("text/event-stream")
+    );
+    let text = String::from_utf8(reply.body).unwrap();
+    assert_eq!(text.matches("data: ").count(), 3, "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("chatcmpl-up"), "fresh ids: {text}");
+    assert!(text.contains("\"content\":\"Hel\"") && text.contains("\"content\":\"lo\""));
+}
+
+#[test]
+fn a_truncated_stream_is_not_stored() {
+    let host = host();
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#;
+    let (mut stream, _) = open(&host, "Bearer alice", body);
+    let lookup = pending_call(&host, "/lookup");
+    host.respond_http_call(lookup.id, &[(":status", "200")], br#"{"hit":false}"#)
+        .unwrap();
+    stream.send_response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
+    stream.send_response_body(
+        b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+        true,
+    );
+    stream.finish();
+    assert!(host.http_calls().is_empty(), "{:?}", host.http_calls());
 }

@@ -11,6 +11,7 @@
 //! that is gone and the SDK drops it; nothing waits for it.
 
 use crate::host::{self, MetricType};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use tollgate_cache::semantic::{self, Identity, Lookup, Query, Skip};
@@ -19,6 +20,11 @@ use tollgate_core::config::CacheConfig;
 use tollgate_core::facts::{RequestFacts, ResponseFacts};
 use tollgate_core::names::semantic_cache as names;
 use tollgate_core::stage::Step;
+
+thread_local! {
+    /// Hits answered by this VM (part of their fresh completion ids).
+    static HITS: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Counter ids (`None`: the host refused to define it).
 #[derive(Debug, Default, Clone, Copy)]
@@ -212,7 +218,16 @@ impl SemanticRequest {
                 increment(self.counters.lookups);
                 increment(self.counters.hits);
                 self.state = State::Done;
-                Step::Respond(semantic::hit_reply(&answer, similarity, age_s))
+                let now = host::now_ms();
+                let n = HITS.with(|h| {
+                    h.set(h.get().wrapping_add(1));
+                    h.get()
+                });
+                let id = self
+                    .query
+                    .as_ref()
+                    .map_or_else(String::new, |q| semantic::fresh_id(q, now, n));
+                Step::Respond(semantic::hit_reply(answer, similarity, age_s, &id, now))
             }
             Lookup::Miss => {
                 increment(self.counters.lookups);
