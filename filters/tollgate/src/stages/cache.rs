@@ -203,13 +203,13 @@ impl CacheStage {
     }
 
     /// Stores the collected answer when it may be.
-    fn store(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
+    fn store(&mut self, facts: &RequestFacts, response: &ResponseFacts, complete: bool) {
         let (Some(key), Some(cache)) = (self.pending_store.take(), self.response.as_ref()) else {
             return;
         };
         let body = std::mem::take(&mut self.body);
         if response.answered_by != Answerer::Upstream
-            || !cache.storable(response.status, response.complete, facts.stream, &body)
+            || !cache.storable(response.status, complete, facts.stream, &body)
         {
             return;
         }
@@ -384,9 +384,11 @@ impl Stage for CacheStage {
             return;
         }
         self.body.extend_from_slice(chunk);
-        if end_of_stream {
-            // Stored as soon as the answer is complete, before the client can ask again.
-            self.store(facts, response);
+        // Stored as soon as the answer is complete (a stream: its terminal event), before the
+        // client, which has it, can ask again.
+        let terminated = facts.stream && tollgate_cache::policy::stream_terminated(&self.body);
+        if end_of_stream || terminated {
+            self.store(facts, response, response.complete || terminated);
         }
     }
 
@@ -395,7 +397,7 @@ impl Stage for CacheStage {
         self.tools.on_done(response);
         // An answer that ended without an end-of-stream body callback (trailers).
         if self.collecting() && response.complete {
-            self.store(facts, response);
+            self.store(facts, response, response.complete);
         }
     }
 }

@@ -206,6 +206,30 @@ impl ToolRequest {
         self.body.extend_from_slice(chunk);
         if end_of_stream {
             self.finish(200);
+            return;
+        }
+        // A tools/call answered over SSE: stored as soon as its response event is complete
+        // (the client's next request may come before this stream ends).
+        if let Pending::Result { id, .. } = &self.pending {
+            match tools::find_result(200, &self.content_type, &self.body, id, false) {
+                tools::Found::NotYet => {}
+                tools::Found::Never => self.pending = Pending::Nothing,
+                tools::Found::Store(message) => self.store_result(message),
+            }
+        }
+    }
+
+    fn store_result(&mut self, message: Vec<u8>) {
+        let pending = std::mem::replace(&mut self.pending, Pending::Nothing);
+        self.body = Vec::new();
+        let (Some(cache), Pending::Result { key, ttl_ms, .. }) = (self.cache.clone(), pending)
+        else {
+            return;
+        };
+        let now = host::now_ms();
+        let entry = tools::entry(key, now, ttl_ms, message);
+        if cache.store.store(&ProxyStore, &entry, now).stored {
+            add(self.counters.stores);
         }
     }
 
@@ -225,14 +249,11 @@ impl ToolRequest {
         match pending {
             Pending::Nothing => {}
             Pending::Result { key, id, ttl_ms } => {
-                let Some(message) = tools::storable_result(status, &self.content_type, &body, &id)
-                else {
-                    return;
-                };
-                let now = host::now_ms();
-                let entry = tools::entry(key, now, ttl_ms, message);
-                if cache.store.store(&ProxyStore, &entry, now).stored {
-                    add(self.counters.stores);
+                if let Some(message) =
+                    tools::storable_result(status, &self.content_type, &body, &id)
+                {
+                    self.pending = Pending::Result { key, id, ttl_ms };
+                    self.store_result(message);
                 }
             }
             Pending::List => {
