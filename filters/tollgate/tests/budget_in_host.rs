@@ -420,3 +420,154 @@ fn a_spent_budget_refills_on_the_virtual_clock() {
     );
     assert_eq!(answer(b, 1, 1), 100);
 }
+
+/// The global tier: the same policy, its state in the budget service.
+fn global_config(fail_open: bool) -> String {
+    format!(
+        r#"{{"route":{{"routes":{{"llm-routes":{{"kind":"llm"}}}}}},
+  "budget":{{"global":{{"cluster":"budget-service","authority":"budget:8090","timeout_ms":150,"fail_open":{fail_open}}},
+    "policies":[{{"name":"per-user","routes":["llm-routes"],"key":["client"],
+    "buckets":[{{"max_tokens":1000,"tokens_per_fill":1000,"fill_interval_ms":60000}}]}}]}}}}"#
+    )
+}
+
+fn global_host(fail_open: bool) -> Host {
+    Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id("tollgate")
+        .root_id("tollgate")
+        .configuration(global_config(fail_open).as_bytes())
+        .allow_on_headers_stop_iteration(true)
+        .cluster("budget-service")
+        .workers(2)
+        .build()
+        .unwrap()
+}
+
+fn only_call(host: &Host) -> tollgate_host::HttpCall {
+    let calls = host.http_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    calls.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_global_tier_reserves_through_the_service_writes_its_cap_and_commits_the_usage() {
+    let host = global_host(false);
+    let (s, outcome) = open(&host, 0, Some("alice"), &chat(100, 800, false));
+    assert_eq!(outcome, Outcome::Pause, "held while the service answers");
+    let call = only_call(&host);
+    assert_eq!(call.cluster, "budget-service");
+    assert_eq!(call.headers.get(":path").as_deref(), Some("/v1/reserve"));
+    assert_eq!(call.timeout, Some(Duration::from_millis(150)));
+    let asked: Json = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(asked["accounts"][0]["key"], "per-user\u{1f}alice");
+    assert_eq!(
+        (asked["input"].as_u64(), asked["want"].as_u64()),
+        (Some(100), Some(800))
+    );
+    host.respond_http_call(
+        call.id,
+        &[(":status", "200")],
+        br#"{"result":"admitted","id":"42","output":300,"headers":{"limit":1000,"remaining":600,"reset_ms":60000}}"#,
+    )
+    .unwrap();
+    let sent: Json = serde_json::from_slice(&s.upstream().body).unwrap();
+    assert_eq!(
+        sent["max_tokens"], 300,
+        "the service's clamp is in the request"
+    );
+    assert_eq!(answer(s, 10, 20), 600);
+    let commit = only_call(&host);
+    assert_eq!(commit.headers.get(":path").as_deref(), Some("/v1/commit"));
+    let settled: Json = serde_json::from_slice(&commit.body).unwrap();
+    assert_eq!(
+        (
+            settled["id"].as_str(),
+            settled["input"].as_u64(),
+            settled["output"].as_u64()
+        ),
+        (Some("42"), Some(10), Some(20))
+    );
+}
+
+#[test]
+fn the_global_tier_relays_a_refusal_as_the_same_429() {
+    let host = global_host(false);
+    let (s, _) = open(&host, 1, Some("alice"), &chat(100, 800, false));
+    let call = only_call(&host);
+    host.respond_http_call(
+        call.id,
+        &[(":status", "200")],
+        br#"{"result":"refused","account":0,"bucket":0,"needed":101,"available":5,"retry_after_ms":30500,"headers":{"limit":1000,"remaining":5,"reset_ms":30500}}"#,
+    )
+    .unwrap();
+    let reply = s.local_reply().expect("a local reply");
+    assert_eq!(
+        reply.status,
+        429,
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.headers.get("retry-after").as_deref(), Some("31"));
+    assert_eq!(
+        reply.headers.get("x-ratelimit-remaining-tokens").as_deref(),
+        Some("5")
+    );
+    let calls = host.dispatched_http_calls();
+    assert_eq!(calls.len(), 1, "nothing to settle for a refusal");
+    let metric_rejected = metric(
+        &host,
+        "tollgate_budget_requests_total.policy.per-user.result.rejected.reason.tokens",
+    );
+    assert_eq!(metric_rejected, 1);
+}
+
+#[test]
+fn a_reset_before_the_answer_releases_the_global_reservation() {
+    let host = global_host(false);
+    let (mut s, _) = open(&host, 0, Some("alice"), &chat(100, 800, false));
+    let call = only_call(&host);
+    host.respond_http_call(
+        call.id,
+        &[(":status", "200")],
+        br#"{"result":"admitted","id":"7","output":800}"#,
+    )
+    .unwrap();
+    s.finish();
+    let release = only_call(&host);
+    assert_eq!(release.headers.get(":path").as_deref(), Some("/v1/release"));
+    assert_eq!(
+        serde_json::from_slice::<Json>(&release.body).unwrap()["id"],
+        "7"
+    );
+}
+
+#[test]
+fn a_silent_service_is_the_policys_fail_mode_counted_and_no_hang() {
+    for fail_open in [false, true] {
+        let host = global_host(fail_open);
+        let (s, _) = open(&host, 0, Some("alice"), &chat(100, 800, false));
+        assert!(s.upstream().headers.is_none());
+        // The service never answers: the call times out on the virtual clock.
+        host.advance_time(Duration::from_millis(200));
+        if fail_open {
+            assert!(
+                s.upstream().headers.is_some(),
+                "fail open: served unmetered"
+            );
+            assert_eq!(
+                metric(
+                    &host,
+                    "tollgate_budget_requests_total.policy.per-user.result.fail_open.reason.store"
+                ),
+                1
+            );
+        } else {
+            let reply = s.local_reply().expect("fail closed: a local 503");
+            assert_eq!(reply.status, 503);
+            let error: Json = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(error["error"]["code"], "budget_unavailable");
+        }
+        assert_eq!(metric(&host, "tollgate_budget_store_errors_total"), 1);
+    }
+}

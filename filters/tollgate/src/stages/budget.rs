@@ -6,6 +6,7 @@ use super::Stage;
 use crate::host::{self, MetricType, ProxyStore};
 use std::rc::Rc;
 use tollgate_budget::body::cap_output;
+use tollgate_budget::global::{ReserveRequest, RESERVE_PATH};
 use tollgate_budget::ledger::Ledger;
 use tollgate_budget::{
     missing_identity_reply, refusal_reason, refusal_reply, unavailable_reply, Account, Budget,
@@ -25,6 +26,7 @@ struct PolicyMetrics {
     rejected_usd: Option<u32>,
     rejected_identity: Option<u32>,
     rejected_store: Option<u32>,
+    fail_open: Option<u32>,
     tokens_reserved: Option<u32>,
     tokens_charged: Option<u32>,
     tokens_refunded: Option<u32>,
@@ -67,6 +69,7 @@ impl PolicyMetrics {
             rejected_usd: requests("rejected", "micro_usd"),
             rejected_identity: requests("rejected", "no_identity"),
             rejected_store: requests("rejected", "store"),
+            fail_open: requests("fail_open", "store"),
             tokens_reserved: tokens("reserved"),
             tokens_charged: tokens("charged"),
             tokens_refunded: tokens("refunded"),
@@ -103,6 +106,7 @@ impl BudgetRoot {
     /// protected by CAS) and defines every metric once.
     pub fn new(config: &BudgetConfig) -> Result<Self, String> {
         let budget = Budget::new(config).map_err(|e| e.to_string())?;
+        // The global tier keeps no state here.
         if config.global.is_none() {
             Ledger::new(&ProxyStore, config.slots)
                 .prepare()
@@ -139,6 +143,10 @@ pub struct BudgetStage {
     accounts: Vec<Account>,
     reservation: Option<Reservation>,
     headers: Option<RateHeaders>,
+    /// Global tier: the reservation asked of the service, while its answer is awaited.
+    asked: Option<ReserveRequest>,
+    /// Global tier: the output cap to write once the service granted it.
+    cap: Option<u64>,
 }
 
 impl BudgetStage {
@@ -151,6 +159,8 @@ impl BudgetStage {
             accounts: Vec::new(),
             reservation: None,
             headers: None,
+            asked: None,
+            cap: None,
         }
     }
 
@@ -177,6 +187,76 @@ impl BudgetStage {
             .iter()
             .find(|(p, _)| p == part)
             .and_then(|(_, v)| v.clone())
+    }
+}
+
+impl BudgetStage {
+    /// Carries out a reservation's answer: admitted (counted; the cap to write is kept in
+    /// `self.cap`), refused (429) or unavailable (the fail mode).
+    fn decided(&mut self, reserved: Reserve, facts: &RequestFacts) -> Step {
+        let root = Rc::clone(&self.root);
+        let accounts = &self.accounts;
+        match reserved {
+            Reserve::Admitted(reservation) => {
+                let granted = reservation.estimate.output;
+                root.count(accounts, |m| m.admitted, 1);
+                root.count(
+                    accounts,
+                    |m| m.tokens_reserved,
+                    reservation.estimate.total(),
+                );
+                let usd =
+                    tollgate_budget::cost::micro_usd(&reservation.estimate, &reservation.price);
+                root.count(accounts, |m| m.usd_reserved, usd);
+                if facts.max_output_tokens.is_none_or(|asked| asked > granted) {
+                    self.cap = Some(granted);
+                }
+                self.headers = reservation.headers;
+                self.reservation = Some(reservation);
+                Step::Continue
+            }
+            Reserve::Refused(refusal) => {
+                if let Some(p) = root
+                    .budget
+                    .policies
+                    .iter()
+                    .position(|p| p.name == refusal.policy)
+                {
+                    let m = &root.metrics[p];
+                    let id = match refusal_reason(&refusal) {
+                        "requests" => m.rejected_requests,
+                        "micro_usd" => m.rejected_usd,
+                        _ => m.rejected_tokens,
+                    };
+                    add(id, 1);
+                }
+                self.headers = refusal.headers;
+                Step::Respond(refusal_reply(&refusal))
+            }
+            Reserve::Unavailable(error) => {
+                log::warn!("tollgate budget: {error}");
+                self.store_failed()
+            }
+        }
+    }
+
+    /// The store (shared data or the budget service) could not answer: counted; the request
+    /// goes on unmetered when the global tier fails open, else a 503.
+    fn store_failed(&mut self) -> Step {
+        let root = Rc::clone(&self.root);
+        add(root.store_errors, 1);
+        if root
+            .budget
+            .config
+            .global
+            .as_ref()
+            .is_some_and(|g| g.fail_open)
+        {
+            root.count(&self.accounts, |m| m.fail_open, 1);
+            return Step::Continue;
+        }
+        root.count(&self.accounts, |m| m.rejected_store, 1);
+        Step::Respond(unavailable_reply("the budget store did not answer"))
     }
 }
 
@@ -233,61 +313,66 @@ impl Stage for BudgetStage {
             Ok(accounts) => accounts,
             Err(missing) => return Step::Respond(missing_identity_reply(&missing)),
         };
-        let now = host::now_ms();
+        if root.budget.config.global.is_some() {
+            let request = root.budget.reserve_request(
+                &accounts,
+                facts.model.as_deref(),
+                facts.body_bytes,
+                facts.max_output_tokens,
+            );
+            let callout = serde_json::to_vec(&request)
+                .ok()
+                .and_then(|b| root.budget.callout(RESERVE_PATH, b));
+            self.accounts = accounts;
+            return match callout {
+                Some(callout) => {
+                    self.asked = Some(request);
+                    Step::Callout(callout)
+                }
+                None => self.store_failed(),
+            };
+        }
         let reserved = root.budget.reserve(
             &ProxyStore,
             &accounts,
             facts.model.as_deref(),
             facts.body_bytes,
             facts.max_output_tokens,
-            now,
+            host::now_ms(),
         );
-        match reserved {
-            Reserve::Admitted(reservation) => {
-                let granted = reservation.estimate.output;
-                root.count(&accounts, |m| m.admitted, 1);
-                root.count(
-                    &accounts,
-                    |m| m.tokens_reserved,
-                    reservation.estimate.total(),
-                );
-                let usd =
-                    tollgate_budget::cost::micro_usd(&reservation.estimate, &reservation.price);
-                root.count(&accounts, |m| m.usd_reserved, usd);
-                if facts.max_output_tokens.is_none_or(|asked| asked > granted) {
-                    if let Some(capped) = cap_output(body, granted) {
-                        *body = capped;
-                        *changed = true;
-                    }
-                }
-                self.headers = reservation.headers;
-                self.reservation = Some(reservation);
-                self.accounts = accounts;
-                Step::Continue
+        self.accounts = accounts;
+        let step = self.decided(reserved, facts);
+        if let Some(granted) = self.cap.take() {
+            if let Some(capped) = cap_output(body, granted) {
+                *body = capped;
+                *changed = true;
             }
-            Reserve::Refused(refusal) => {
-                if let Some(p) = root
-                    .budget
-                    .policies
-                    .iter()
-                    .position(|p| p.name == refusal.policy)
-                {
-                    let m = &root.metrics[p];
-                    let id = match refusal_reason(&refusal) {
-                        "requests" => m.rejected_requests,
-                        "micro_usd" => m.rejected_usd,
-                        _ => m.rejected_tokens,
-                    };
-                    add(id, 1);
-                }
-                self.headers = refusal.headers;
-                Step::Respond(refusal_reply(&refusal))
+        }
+        step
+    }
+
+    fn on_callout_response(&mut self, facts: &RequestFacts, status: u16, body: &[u8]) -> Step {
+        let Some(request) = self.asked.take() else {
+            return Step::Continue;
+        };
+        let root = Rc::clone(&self.root);
+        match root
+            .budget
+            .reserve_answer(&self.accounts, &request, status, body)
+        {
+            Some(reserved) => self.decided(reserved, facts),
+            None => {
+                log::warn!("tollgate budget: the budget service did not answer (status {status})");
+                self.store_failed()
             }
-            Reserve::Unavailable(error) => {
-                log::warn!("tollgate budget: {error}");
-                add(root.store_errors, 1);
-                root.count(&accounts, |m| m.rejected_store, 1);
-                Step::Respond(unavailable_reply(&error.to_string()))
+        }
+    }
+
+    fn on_callout_body(&mut self, _facts: &RequestFacts, body: &mut Vec<u8>, changed: &mut bool) {
+        if let Some(granted) = self.cap.take() {
+            if let Some(capped) = cap_output(body, granted) {
+                *body = capped;
+                *changed = true;
             }
         }
     }
@@ -313,6 +398,32 @@ impl Stage for BudgetStage {
         };
         let root = Rc::clone(&self.root);
         let outcome = Outcome::of(response);
+        if reservation.global_id.is_some() {
+            let usage = match outcome {
+                Outcome::Refund => None,
+                Outcome::Usage(u) => Some(u),
+                // Charged its reservation (and the record settled now).
+                Outcome::Unreconciled => Some(tollgate_core::usage::TokenUsage {
+                    input_tokens: reservation.estimate.input,
+                    output_tokens: reservation.estimate.output,
+                    cached_input_tokens: 0,
+                }),
+            };
+            // Sent from on_log: Envoy 1.40 completes such a call after the stream is gone
+            // (docs/envoy-facts.md, "HTTP calls from on_log"); its answer is not needed.
+            let callout = root
+                .budget
+                .settle_request(&reservation, usage, response.model.as_deref())
+                .and_then(|(path, body)| root.budget.callout(path, body));
+            match callout.map(|c| host::dispatch_callout(&c)) {
+                Some(Ok(_)) => {}
+                Some(Err(status)) => {
+                    log::warn!("tollgate budget: settlement not sent: {status:?}");
+                    add(root.store_errors, 1);
+                }
+                None => add(root.store_errors, 1),
+            }
+        }
         let s = root.budget.settle(
             &ProxyStore,
             &self.accounts,

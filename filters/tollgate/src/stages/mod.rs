@@ -41,6 +41,12 @@ pub trait Stage {
         Step::Continue
     }
 
+    /// This stage's callout was answered and it did not answer the client: the request body is
+    /// still held, and the stage may edit it with what the call said (e.g. the budget service's
+    /// output cap), setting `*changed = true`.
+    fn on_callout_body(&mut self, _facts: &RequestFacts, _body: &mut Vec<u8>, _changed: &mut bool) {
+    }
+
     /// Response headers are in (also for local replies). Headers pushed to `add` are set on
     /// the client's answer.
     fn on_response_headers(
