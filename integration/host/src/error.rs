@@ -67,12 +67,17 @@ pub enum HostError {
         message: String,
     },
     /// `proxy_on_vm_start` or `proxy_on_configure` returned false (Envoy rejects the configuration).
-    #[error("plugin root_id {root_id:?} rejected its configuration ({callback} returned false)")]
+    #[error(
+        "plugin root_id {root_id:?} rejected its configuration ({callback} returned false){log}"
+    )]
     ConfigureFailed {
         /// The plugin's root id.
         root_id: String,
         /// `proxy_on_vm_start` or `proxy_on_configure`.
         callback: &'static str,
+        /// What the module logged at error level meanwhile, as Envoy prints it (`: <message>`,
+        /// empty when it logged nothing).
+        log: String,
     },
     /// The builder was used wrongly (e.g. no module, a stats_tags regex that does not compile).
     #[error("invalid host configuration: {0}")]

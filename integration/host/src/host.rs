@@ -404,6 +404,7 @@ impl Starter {
             return Err(HostError::ConfigureFailed {
                 root_id: spec.root_id.clone(),
                 callback: "proxy_on_vm_start",
+                log: error_logs(vm),
             });
         }
         vm.store.data_mut().plugin_configuration = Some(spec.configuration.clone());
@@ -418,10 +419,27 @@ impl Starter {
             return Err(HostError::ConfigureFailed {
                 root_id: spec.root_id.clone(),
                 callback: "proxy_on_configure",
+                log: error_logs(vm),
             });
         }
         vm.take_actions();
         Ok(root)
+    }
+}
+
+/// The module's error-level log lines so far, as `: a; b` (empty when there are none).
+fn error_logs(vm: &Vm) -> String {
+    let world = vm.store.data().world.borrow();
+    let lines: Vec<&str> = world
+        .logs
+        .iter()
+        .filter(|l| matches!(l.level, LogLevel::Error | LogLevel::Critical))
+        .map(|l| l.message.as_str())
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", lines.join("; "))
     }
 }
 
