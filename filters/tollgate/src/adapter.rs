@@ -102,24 +102,6 @@ impl AdapterRoot {
             metrics: Rc::new(metrics),
         })
     }
-
-    /// A root holding a parsed configuration. A key that cannot be resolved is logged (by its
-    /// variable's name) and that provider gets no credentials; prefer [`AdapterRoot::configure`],
-    /// which fails the configuration instead.
-    pub fn new(config: AdapterConfig) -> Self {
-        match Self::configure(config.clone()) {
-            Ok(root) => root,
-            Err(error) => {
-                log::error!("tollgate adapter ({}): {error}", config.backend);
-                let keys = config.providers.iter().map(|_| None).collect();
-                Self {
-                    config: Rc::new(config),
-                    keys: Rc::new(keys),
-                    metrics: Rc::new(Metrics::default()),
-                }
-            }
-        }
-    }
 }
 
 /// How the answer's body is handled.
