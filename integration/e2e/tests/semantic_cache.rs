@@ -323,3 +323,39 @@ fn a_store_sent_from_on_log_completes_after_the_stream_is_gone() {
         3
     );
 }
+
+#[test]
+fn a_streamed_answer_is_replayed_as_frames_to_a_streamed_paraphrase() {
+    let service = Service::start();
+    let openai = mock_openai();
+    let gateway = gateway(&openai, &service.url);
+    let stream = |prompt: &str| {
+        let body = format!(
+            r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+        );
+        http::post(
+            &gateway.url("/openai/v1/chat/completions"),
+            &[("content-type", "application/json")],
+            &body,
+        )
+        .unwrap()
+    };
+    let first = stream(ASKED);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.ends_with("data: [DONE]\n\n"), "{}", first.body);
+    eventually("the stream stored", Duration::from_secs(10), || {
+        service.metric("semantic_cache_stores_total") == 1
+    });
+    // A JSON request is another partition: it does not get the stream.
+    let json = chat(&gateway, PARAPHRASE, None);
+    assert_ne!(json.header("x-cache-status"), Some("HIT"));
+    assert_eq!(openai.request_count(), 2);
+
+    let hit = stream(PARAPHRASE);
+    assert_eq!(hit.header("x-cache-status"), Some("HIT"));
+    assert_eq!(hit.header("content-type"), Some("text/event-stream"));
+    assert_eq!(openai.request_count(), 2, "the mock was not asked");
+    let frames = |body: &str| body.matches("data: ").count();
+    assert_eq!(frames(&hit.body), frames(&first.body), "{}", hit.body);
+    assert!(hit.body.ends_with("data: [DONE]\n\n"), "{}", hit.body);
+}
