@@ -142,6 +142,19 @@ pub fn render(request: &RenderRequest) -> Result<BTreeMap<String, OutputFile>, C
             },
         );
     }
+    if let Some(objects) = crate::output::budget_section::service_manifests(&plan) {
+        let text: Vec<String> = objects.iter().map(to_yaml).collect();
+        files.insert(
+            "kubernetes/budget-service.yaml".to_string(),
+            OutputFile {
+                text: format!(
+                    "# The budget service (global tier of the token budgets); set TOLLGATE_BUDGET_REDIS.\n{}",
+                    text.join("---\n")
+                ),
+                secret: false,
+            },
+        );
+    }
     if let Some(patch) = kubernetes::deployment_patch(&documents, &workload) {
         let text = format!(
             "# Strategic-merge patch of the gateway Deployment, from the GatewayParameters, with\n\

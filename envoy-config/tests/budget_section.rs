@@ -259,3 +259,32 @@ spec:
     assert!(e.contains("spec.rateLimit.local"), "{e}");
     assert!(e.contains("burst"), "{e}");
 }
+
+#[test]
+fn a_global_budget_calls_the_budget_service_with_its_cluster_and_deployment() {
+    let plan = planned(vec![input("tests/fixtures/budget-global.yaml")]);
+    let config = section(&plan).unwrap();
+    let global = config.global.unwrap();
+    assert_eq!(global.cluster, "service/budget-service");
+    assert_eq!(global.authority, "budget-service:8090");
+    assert_eq!(global.timeout_ms, 500);
+    assert!(!global.fail_open);
+    let files =
+        tollgate_config::render::render(&request(vec![input("tests/fixtures/budget-global.yaml")]))
+            .unwrap();
+    assert!(files["envoy.yaml"].text.contains("service/budget-service"));
+    let k8s = &files["kubernetes/budget-service.yaml"].text;
+    assert!(
+        k8s.contains("kind: Deployment") && k8s.contains("kind: Service"),
+        "{k8s}"
+    );
+    assert!(k8s.contains("TOLLGATE_BUDGET_REDIS"), "{k8s}");
+}
+
+#[test]
+fn the_local_tier_has_no_budget_service() {
+    let config = section(&planned(guide_with_fixture())).unwrap();
+    assert_eq!(config.global, None);
+    let files = tollgate_config::render::render(&request(guide_with_fixture())).unwrap();
+    assert!(!files.contains_key("kubernetes/budget-service.yaml"));
+}

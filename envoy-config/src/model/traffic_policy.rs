@@ -41,6 +41,25 @@ pub struct RateLimit {
     /// shared by the route's callers).
     #[serde(deserialize_with = "local_buckets")]
     pub local: Vec<TokenBucket>,
+    /// Keep these buckets in the budget service (Redis behind it), so every replica shares
+    /// one budget; absent: each Envoy keeps them in its shared data.
+    #[serde(default)]
+    pub global: Option<GlobalRateLimit>,
+}
+
+/// `spec.rateLimit.global`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GlobalRateLimit {
+    /// The budget service (`services/budget`).
+    pub backend: ServiceRef,
+    /// When the service fails or times out: `true` serves the request unmetered (counted),
+    /// `false` (default) answers 503.
+    #[serde(default)]
+    pub fail_open: bool,
+    /// Call timeout (default 200ms).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
 }
 
 /// kgateway's `rateLimit.local`.

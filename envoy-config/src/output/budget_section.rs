@@ -4,8 +4,11 @@
 
 use crate::model::traffic_policy::{BucketUnit, TokenBucket};
 use crate::plan::Plan;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use tollgate_core::config::budget::{BucketLimit, BudgetPolicy, BudgetUnit, ModelPrice};
+use tollgate_core::config::budget::{
+    BucketLimit, BudgetPolicy, BudgetUnit, GlobalBudget, ModelPrice,
+};
 use tollgate_core::config::BudgetConfig;
 
 /// The section, or `None` when no policy asks for the budget stage (it then does not run).
@@ -87,7 +90,65 @@ pub fn section(plan: &Plan) -> Option<BudgetConfig> {
     if priced {
         config.prices = prices(plan);
     }
+    config.global = plan.budget_service.as_ref().and_then(|b| {
+        let service = plan.services.get(&b.service)?;
+        Some(GlobalBudget {
+            cluster: service.cluster.clone(),
+            authority: service.address.authority(),
+            timeout_ms: b.timeout.map_or(DEFAULT_SERVICE_TIMEOUT_MS, |t| t.millis),
+            fail_open: b.fail_open,
+        })
+    });
     Some(config)
+}
+
+/// Budget service call timeout when `spec.rateLimit.global.timeout` sets none.
+pub const DEFAULT_SERVICE_TIMEOUT_MS: u64 = 200;
+
+/// Port the budget service listens on in its container.
+pub const SERVICE_PORT: u16 = 8090;
+
+/// The budget service's Deployment and Service (`kubernetes/budget-service.yaml`), when a
+/// policy keeps its budgets in it: stateless, so it scales like the gateway; the Redis it
+/// uses comes from `TOLLGATE_BUDGET_REDIS` (any Redis or Valkey; set it to yours).
+pub fn service_manifests(plan: &Plan) -> Option<Vec<Value>> {
+    let budget = plan.budget_service.as_ref()?;
+    let port = plan.services.get(&budget.service)?.address.port;
+    let name = &budget.service;
+    let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "tollgate"});
+    Some(vec![
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{
+                        "name": "budget-service",
+                        "image": "tollgate-budget-service:latest",
+                        "args": ["--listen", format!("0.0.0.0:{SERVICE_PORT}")],
+                        "env": [{"name": "TOLLGATE_BUDGET_REDIS", "value": "redis://redis:6379"}],
+                        "ports": [{"name": "http", "containerPort": SERVICE_PORT}],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+                        "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                    }]},
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": name},
+                "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+            },
+        }),
+    ])
 }
 
 /// The pricing table in micro-USD per million tokens, one row per model (the dearest when

@@ -68,6 +68,8 @@ pub struct Plan {
     pub routes: Vec<RoutePlan>,
     /// Services the filters call (semantic cache), by name.
     pub services: BTreeMap<String, ServicePlan>,
+    /// The budget service token budgets keep their state in (`spec.rateLimit.global`).
+    pub budget_service: Option<BudgetServicePlan>,
     /// DNS settings for every DNS cluster.
     pub dns: DnsPlan,
     /// JWT providers; `Some` when a policy authenticates a route with JWTs or keys on `jwt.*`.
@@ -171,6 +173,17 @@ pub struct ServicePlan {
     pub cluster: String,
     /// Where it is.
     pub address: Address,
+}
+
+/// The global tier of the token budgets.
+#[derive(Debug, Clone)]
+pub struct BudgetServicePlan {
+    /// Name of the Service (its key in `services`).
+    pub service: String,
+    /// Serve unmetered when it fails (else 503).
+    pub fail_open: bool,
+    /// Call timeout.
+    pub timeout: Option<Duration>,
 }
 
 /// DNS settings.

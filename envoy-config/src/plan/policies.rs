@@ -315,6 +315,46 @@ pub(super) fn apply_traffic_policies(
                 }
             }
         }
+        if let Some(global) = spec.rate_limit.as_ref().and_then(|r| r.global.as_ref()) {
+            let path = "spec.rateLimit.global";
+            if global.backend.kind != "Service" {
+                errors.push(ConfigError::new(
+                    at.at(format!("{path}.backend.kind")),
+                    format!("expected Service, got {:?}", global.backend.kind),
+                ));
+            }
+            let name = &global.backend.name;
+            match &plan.budget_service {
+                Some(known) if known.service != *name => errors.push(ConfigError::new(
+                    at.at(format!("{path}.backend.name")),
+                    format!(
+                        "every budget shares one budget service, and another TrafficPolicy names {:?}",
+                        known.service
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    let address = take_override(overrides, name).unwrap_or(Address {
+                        host: name.clone(),
+                        port: global.backend.port,
+                        tls: false,
+                        path_prefix: String::new(),
+                    });
+                    plan.services.insert(
+                        name.clone(),
+                        ServicePlan {
+                            cluster: format!("service/{name}"),
+                            address,
+                        },
+                    );
+                    plan.budget_service = Some(BudgetServicePlan {
+                        service: name.clone(),
+                        fail_open: global.fail_open,
+                        timeout: global.timeout,
+                    });
+                }
+            }
+        }
         if let Some(semantic) = spec.ai.as_ref().and_then(|ai| ai.semantic_cache.as_ref()) {
             let path = "spec.ai.semanticCache";
             if !(0.0..=1.0).contains(&semantic.similarity_threshold) {
