@@ -3,7 +3,10 @@
 //! with `rules` on an MCP HTTPRoute) and `semantic-cache` (`ai.semanticCache`), per targeted
 //! HTTPRoute.
 
+use crate::error::{ConfigError, Location};
+use crate::model::traffic_policy::Caching;
 use crate::plan::Plan;
+use tollgate_cache::key::JsonPath;
 use tollgate_core::config::cache::{
     CacheMode, KeyConfig, ResponseCachePolicy, StoreLimits, ToolCachePolicy, ToolCacheRule,
     DEFAULT_MAX_SIZE_BYTES, DEFAULT_TOOL_TTL_MS, DEFAULT_TTL_MS,
@@ -108,5 +111,60 @@ fn add_caching(plan: &Plan, config: &mut CacheConfig) {
                 store,
             });
         }
+    }
+}
+
+/// Checks a `spec.caching` section as the filter will read it: JSON paths it can select
+/// (`$.a`, `$['a.b']`, `$.a[0]`), header names, positive sizes and lifetimes.
+pub fn check(caching: &Caching, at: &Location, errors: &mut Vec<ConfigError>) {
+    let mut path_error = |field: String, path: &str| {
+        if let Err(e) = JsonPath::parse(path) {
+            errors.push(ConfigError::new(
+                at.at(field),
+                format!("{} (got {path:?})", e.reason),
+            ));
+        }
+    };
+    if let Some(key) = &caching.key_generator {
+        if let Some(body) = &key.body {
+            for (i, path) in body.json_paths.iter().enumerate() {
+                path_error(
+                    format!("spec.caching.keyGenerator.body.jsonPaths[{i}]"),
+                    path,
+                );
+            }
+        }
+    }
+    for (i, rule) in caching.rules.iter().enumerate() {
+        path_error(
+            format!("spec.caching.rules[{i}].match.jsonPath"),
+            &rule.matcher.json_path,
+        );
+    }
+    if let Some(key) = &caching.key_generator {
+        for (i, name) in key.headers.iter().enumerate() {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                errors.push(ConfigError::new(
+                    at.at(format!("spec.caching.keyGenerator.headers[{i}]")),
+                    format!("expected a header name, got {name:?}"),
+                ));
+            }
+        }
+    }
+    if caching.max_size.is_some_and(|q| q.units() == 0) {
+        errors.push(ConfigError::new(
+            at.at("spec.caching.maxSize"),
+            "must be above 0",
+        ));
+    }
+    if caching.ttl.is_some_and(|d| d.millis == 0) {
+        errors.push(ConfigError::new(
+            at.at("spec.caching.ttl"),
+            "must be longer than 0s",
+        ));
     }
 }

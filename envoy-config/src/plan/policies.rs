@@ -387,6 +387,9 @@ pub(super) fn apply_traffic_policies(
                 },
             );
         }
+        if let Some(caching) = &spec.caching {
+            crate::output::cache_section::check(caching, at, errors);
+        }
         for (t, target) in spec.target_refs.iter().enumerate() {
             let target_path = format!("spec.targetRefs[{t}]");
             match target.kind.as_str() {
