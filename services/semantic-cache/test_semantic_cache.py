@@ -122,6 +122,43 @@ class IndexTest(unittest.TestCase):
         self.assertFalse(index.lookup(ALICE, "Give me three tips for better sleep.", 0.95).hit)
 
 
+class IndexStructureTest(unittest.TestCase):
+    """Many entries through adds, replacements, expiry and eviction: every live entry is
+    still found by its own prompt with its own answer (the row bookkeeping holds)."""
+
+    def test_every_live_entry_keeps_its_own_vector_and_answer(self):
+        import numpy as np
+
+        rng = np.random.default_rng(7)
+        vectors = {}
+
+        def embed(text):
+            if text not in vectors:
+                v = rng.standard_normal(256).astype(np.float32)
+                vectors[text] = v / np.linalg.norm(v)
+            return vectors[text]
+
+        clock = Clock()
+        index = sc.SemanticIndex(embed, max_entries=30, clock=clock)
+        live = {}
+        for i in range(60):
+            prompt = f"p{i % 45}"  # some prompts come back: replaced
+            ttl = 5 if i % 7 == 0 else 1000
+            index.store(ALICE, prompt, dict(ANSWER, body=str(i)), ttl)
+            live[prompt] = (str(i), clock.now + ttl)
+            clock.now += 1
+        expected = {p: b for p, (b, exp) in live.items() if exp > clock.now}
+        found = {}
+        for prompt in live:
+            hit = index.lookup(ALICE, prompt, 0.999)
+            if hit.hit:
+                found[prompt] = hit.entry.answer["body"]
+        self.assertEqual(len(index), len(found))
+        self.assertLessEqual(len(found), 30)
+        for prompt, body in found.items():
+            self.assertEqual(body, expected[prompt], prompt)
+
+
 class HttpTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
