@@ -6,6 +6,10 @@
 
 mod common;
 
+// The same table on wasm32 (scripts/test runs it with wasm-bindgen-test under Node).
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use common::{all_cases, Case};
 use serde_json::Value;
 use tollgate_core::config::ProviderKind;

@@ -10,10 +10,13 @@
 
 #![allow(dead_code)]
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use tollgate_core::config::ProviderEndpoint;
 use tollgate_core::translate::ResponseContext;
+
+// `FIXTURE_FILES`: every file under tests/fixtures, embedded by build.rs, so the table runs
+// the same natively and on wasm32 (no file system under wasm-bindgen-test).
+include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));
 
 /// `created` used by every fixture.
 pub const CREATED: u64 = 1_700_000_000;
@@ -23,21 +26,32 @@ pub const FALLBACK_ID: &str = "chatcmpl-fixture";
 /// One case of the table.
 pub struct Case {
     pub name: String,
-    pub dir: PathBuf,
     pub provider: ProviderEndpoint,
+}
+
+/// An embedded fixture file by its path under tests/fixtures.
+pub fn fixture_file(path: &str) -> Option<&'static [u8]> {
+    FIXTURE_FILES
+        .iter()
+        .find(|(name, _)| *name == path)
+        .map(|(_, bytes)| *bytes)
 }
 
 impl Case {
     pub fn read(&self, file: &str) -> Option<Vec<u8>> {
-        fs::read(self.dir.join(file)).ok()
+        fixture_file(&format!("{}/{file}", self.name)).map(<[u8]>::to_vec)
     }
 
     pub fn read_text(&self, file: &str) -> Option<String> {
         self.read(file).map(|b| String::from_utf8(b).unwrap())
     }
 
+    /// Where a case's file lives in the source tree (for BLESS, natively).
     pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(&self.name)
+            .join(file)
     }
 
     pub fn context(&self, model: &str) -> ResponseContext {
@@ -49,43 +63,27 @@ impl Case {
     }
 }
 
-fn fixtures_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Every case of every pair, sorted by name.
+/// Every case of every pair, sorted by name. A pair is a folder with a provider.json (other
+/// folders hold other tables); a case is a folder of a pair.
 pub fn all_cases() -> Vec<Case> {
-    let mut cases = Vec::new();
-    let mut pairs: Vec<PathBuf> = fs::read_dir(fixtures_root())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    pairs.sort();
-    // A pair is a folder with a provider.json (other folders hold other tables).
-    for pair in pairs
-        .into_iter()
-        .filter(|p| p.is_dir() && p.join("provider.json").exists())
-    {
-        let provider: ProviderEndpoint =
-            serde_json::from_slice(&fs::read(pair.join("provider.json")).unwrap()).unwrap();
-        let mut dirs: Vec<PathBuf> = fs::read_dir(&pair)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        for dir in dirs.into_iter().filter(|p| p.is_dir()) {
-            let name = format!(
-                "{}/{}",
-                pair.file_name().unwrap().to_string_lossy(),
-                dir.file_name().unwrap().to_string_lossy()
-            );
-            cases.push(Case {
-                name,
-                dir,
-                provider: provider.clone(),
-            });
+    let mut cases: Vec<Case> = Vec::new();
+    for (path, _) in FIXTURE_FILES {
+        let mut parts = path.splitn(3, '/');
+        let (Some(pair), Some(case), Some(_file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(provider) = fixture_file(&format!("{pair}/provider.json")) else {
+            continue;
+        };
+        let name = format!("{pair}/{case}");
+        if cases.iter().any(|c| c.name == name) {
+            continue;
         }
+        let provider: ProviderEndpoint = serde_json::from_slice(provider).unwrap();
+        cases.push(Case { name, provider });
     }
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(
         cases.len() >= 15,
         "fixture table went missing: {} cases",
