@@ -94,3 +94,17 @@ impl Default for OutputOptions {
 pub fn to_yaml(value: &serde_json::Value) -> String {
     serde_norway::to_string(value).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FilterForm;
+
+    #[test]
+    fn filters_flag_reads_combined_and_separate_and_names_the_choices_otherwise() {
+        assert_eq!("combined".parse(), Ok(FilterForm::Combined));
+        assert_eq!("separate".parse(), Ok(FilterForm::Separate));
+        let error = "split".parse::<FilterForm>().unwrap_err();
+        assert!(error.contains("combined or separate"), "{error}");
+        assert!(error.contains("\"split\""), "{error}");
+    }
+}
