@@ -288,3 +288,18 @@ fn the_local_tier_has_no_budget_service() {
     let files = tollgate_config::render::render(&request(guide_with_fixture())).unwrap();
     assert!(!files.contains_key("kubernetes/budget-service.yaml"));
 }
+
+#[test]
+fn a_policy_naming_only_the_budget_service_moves_the_guide_budget_there() {
+    let mut inputs = guide_with_fixture();
+    inputs.push(input("examples/global-budget.yaml"));
+    let config = section(&planned(inputs)).unwrap();
+    let global = config.global.unwrap();
+    assert_eq!(global.cluster, "service/budget-service");
+    assert_eq!(global.timeout_ms, 250);
+    assert!(config.policies.iter().any(|p| p.name == "token-budget"));
+    assert!(
+        config.policies.iter().all(|p| p.name != "global-budget"),
+        "no buckets, no budget of its own"
+    );
+}

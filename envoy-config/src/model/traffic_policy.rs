@@ -38,11 +38,12 @@ pub struct TrafficPolicySpec {
 pub struct RateLimit {
     /// Buckets enforced in the gateway (the budget stage): the guide's list, or kgateway's
     /// `local: {tokenBucket: {maxTokens, tokensPerFill, fillInterval}}` (one request bucket
-    /// shared by the route's callers).
-    #[serde(deserialize_with = "local_buckets")]
+    /// shared by the route's callers). May be empty in a policy that only sets `global`.
+    #[serde(default, deserialize_with = "local_buckets")]
     pub local: Vec<TokenBucket>,
-    /// Keep these buckets in the budget service (Redis behind it), so every replica shares
-    /// one budget; absent: each Envoy keeps them in its shared data.
+    /// Keep the budgets in the budget service (Redis behind it), so every replica shares one
+    /// budget; absent: each Envoy keeps them in its shared data. There is one budget service:
+    /// naming it in one TrafficPolicy (even one without `local` buckets) moves every budget there.
     #[serde(default)]
     pub global: Option<GlobalRateLimit>,
 }
