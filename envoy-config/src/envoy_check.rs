@@ -24,10 +24,22 @@ pub fn find_envoy() -> Option<PathBuf> {
 
 /// Validates `yaml` with `envoy`; the error carries Envoy's own message.
 pub fn validate(envoy: &std::path::Path, yaml: &str) -> Result<(), String> {
+    validate_with_env(envoy, yaml, &[])
+}
+
+/// Validates `yaml` with `envoy` started with `env` in its environment: the provider keys of
+/// `secrets.env`, which the adapter reads when it is configured (it refuses to load without
+/// them, as Envoy would at start).
+pub fn validate_with_env(
+    envoy: &std::path::Path,
+    yaml: &str,
+    env: &[(String, String)],
+) -> Result<(), String> {
     let dir = tempfile_dir()?;
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, yaml).map_err(|e| format!("{}: {e}", config.display()))?;
     let output = Command::new(envoy)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["--mode", "validate", "--log-level", "error", "-c"])
         .arg(&config)
         .output()

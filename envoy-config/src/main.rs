@@ -81,7 +81,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 .get("envoy.yaml")
                 .map(|f| f.text.as_str())
                 .unwrap_or_default();
-            envoy_check::validate(&envoy, text)?;
+            let env = files
+                .get(tollgate_config::secrets::SECRETS_ENV_FILE)
+                .map(|f| tollgate_config::secrets::parse_env_file(&f.text))
+                .unwrap_or_default();
+            envoy_check::validate_with_env(&envoy, text, &env)?;
             eprintln!("envoy --mode validate ({}): ok", envoy.display());
             let rules = files
                 .get("prometheus-rules.yaml")

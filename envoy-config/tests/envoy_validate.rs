@@ -6,8 +6,9 @@
 mod common;
 
 use std::path::PathBuf;
-use tollgate_config::envoy_check::{find_envoy, validate};
+use tollgate_config::envoy_check::{find_envoy, validate, validate_with_env};
 use tollgate_config::render::{render, RenderRequest};
+use tollgate_config::secrets::parse_env_file;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,8 +31,22 @@ fn envoy_validates(mut request: RenderRequest) {
     let envoy = find_envoy().expect("Envoy not found: run scripts/setup (or set TOLLGATE_ENVOY)");
     request.output.wasm_dir = wasm_dir();
     let files = render(&request).unwrap();
-    let result = validate(&envoy, &files["envoy.yaml"].text);
+    let env = parse_env_file(&files["secrets.env"].text);
+    let result = validate_with_env(&envoy, &files["envoy.yaml"].text, &env);
     assert_eq!(result, Ok(()));
+}
+
+#[test]
+fn envoy_without_the_provider_keys_in_its_environment_refuses_to_load_the_adapter() {
+    let envoy = find_envoy().expect("Envoy not found: run scripts/setup (or set TOLLGATE_ENVOY)");
+    let mut request = common::guide_and_companion();
+    request.output.wasm_dir = wasm_dir();
+    let files = render(&request).unwrap();
+    let error = validate(&envoy, &files["envoy.yaml"].text).unwrap_err();
+    assert!(error.contains("TOLLGATE_KEY_"), "{error}");
+    for key in ["sk-test-openai", "test-anthropic-key", "test-google-key"] {
+        assert!(!error.contains(key), "{error}");
+    }
 }
 
 #[test]
@@ -58,6 +73,8 @@ fn envoy_rejects_a_plugin_configuration_the_filter_refuses() {
         text.contains("colour"),
         "router configuration not found in envoy.yaml"
     );
-    let error = validate(&envoy, &text).unwrap_err();
-    assert!(error.contains("tollgate"), "{error}");
+    let files = render(&request).unwrap();
+    let env = parse_env_file(&files["secrets.env"].text);
+    let error = validate_with_env(&envoy, &text, &env).unwrap_err();
+    assert!(error.contains("colour"), "{error}");
 }
