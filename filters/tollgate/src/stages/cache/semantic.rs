@@ -199,11 +199,6 @@ impl SemanticRequest {
         self.state = State::Done;
     }
 
-    /// Whether the pending callout is this part's lookup.
-    pub fn awaits_callout(&self) -> bool {
-        self.state == State::Looking
-    }
-
     /// The lookup's answer (`status` 0: failed or timed out): a hit answers, else Continue.
     pub fn on_callout_response(&mut self, status: u16, body: &[u8]) -> Step {
         if self.state != State::Looking {
