@@ -22,6 +22,9 @@ COPY --from=build /src/target/release/tollgate-config /src/target/release/tollga
 COPY envoy-config/guide/ /etc/tollgate/config/
 COPY envoy-config/examples/companion.yaml /etc/tollgate/config/
 COPY scripts/docker-entrypoint /usr/local/bin/tollgate-entrypoint
+# The reference semantic-cache service (docker-compose.yml runs it as semantic-cache-service).
+COPY services/semantic-cache/ /opt/semantic-cache/
+RUN pip install --no-cache-dir -r /opt/semantic-cache/requirements.txt
 USER tollgate
 EXPOSE 10000 9902
 ENTRYPOINT ["/usr/local/bin/tollgate-entrypoint"]
