@@ -2,16 +2,16 @@
 //! (the stored bytes, with a fresh `id` and `created`).
 //!
 //! Binary layout (little-endian), so a lookup checks the key without parsing the body:
-//! `"TGC1"`, key (32), stored_ms (8), expires_ms (8), kind (1: 0 JSON, 1 SSE),
+//! `"TGC2"`, key (32), stored_ms (8), expires_ms (8), kind (1: 0 JSON, 1 SSE),
 //! usage flag (1) + input, output, cached input tokens (3 × 8), model length (2) + model,
-//! body length (4) + body.
+//! provider length (2) + provider, body length (4) + body.
 
 use crate::key::CacheKey;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tollgate_core::usage::TokenUsage;
 
-const MAGIC: &[u8; 4] = b"TGC1";
+const MAGIC: &[u8; 4] = b"TGC2";
 
 /// How the answer was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct Entry {
     pub usage: Option<TokenUsage>,
     /// The model that wrote it.
     pub model: Option<String>,
+    /// The provider that served it (`x-tollgate-provider`), so a hit is priced as it.
+    pub provider: Option<String>,
     /// The body as the client got it.
     pub body: Vec<u8>,
 }
@@ -46,6 +48,8 @@ impl Entry {
     pub fn encode(&self) -> Vec<u8> {
         let model = self.model.as_deref().unwrap_or("").as_bytes();
         let model = &model[..model.len().min(usize::from(u16::MAX))];
+        let provider = self.provider.as_deref().unwrap_or("").as_bytes();
+        let provider = &provider[..provider.len().min(usize::from(u16::MAX))];
         let mut out = Vec::with_capacity(96 + model.len() + self.body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.key.0);
@@ -66,6 +70,8 @@ impl Entry {
         }
         out.extend_from_slice(&u16::try_from(model.len()).unwrap_or(0).to_le_bytes());
         out.extend_from_slice(model);
+        out.extend_from_slice(&u16::try_from(provider.len()).unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(provider);
         out.extend_from_slice(&u32::try_from(self.body.len()).unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&self.body);
         out
@@ -104,6 +110,8 @@ impl Entry {
         };
         let model_len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
         let model = String::from_utf8(r.take(model_len)?.to_vec()).ok();
+        let provider_len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
+        let provider = String::from_utf8(r.take(provider_len)?.to_vec()).ok();
         let body_len = usize::try_from(u32::from_le_bytes(r.take(4)?.try_into().ok()?)).ok()?;
         let body = r.take(body_len)?.to_vec();
         Some(Self {
@@ -113,6 +121,7 @@ impl Entry {
             kind,
             usage: has_usage.then_some(usage),
             model: model.filter(|m| !m.is_empty()),
+            provider: provider.filter(|p| !p.is_empty()),
             body,
         })
     }
@@ -232,6 +241,7 @@ mod tests {
                 cached_input_tokens: 0,
             }),
             model: Some("gpt-4o-mini".into()),
+            provider: Some("gpt-4o-mini".into()),
             body: body.to_vec(),
         }
     }
@@ -245,7 +255,7 @@ mod tests {
         assert_eq!(Entry::decode(&bytes[..bytes.len() - 1]), None);
         assert_eq!(Entry::decode(b""), None);
         assert_eq!(
-            Entry::decode(b"TGC2xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+            Entry::decode(b"TGC1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
             None
         );
     }

@@ -167,6 +167,7 @@ impl ResponseCache {
             },
             usage,
             model,
+            provider: None,
             body,
         }
     }
@@ -206,6 +207,9 @@ pub fn hit_reply(entry: &Entry, now_ms: u64, id: &str) -> LocalReply {
     }
     if let Some(model) = &entry.model {
         headers.push((header::MODEL.to_string(), model.clone()));
+    }
+    if let Some(provider) = &entry.provider {
+        headers.push((header::PROVIDER.to_string(), provider.clone()));
     }
     LocalReply {
         status: 200,

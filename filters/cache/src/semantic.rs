@@ -384,6 +384,7 @@ pub fn hit_reply(
         kind: if sse { BodyKind::Sse } else { BodyKind::Json },
         usage: None,
         model: None,
+        provider: None,
         body: answer.body.into_bytes(),
     };
     LocalReply {

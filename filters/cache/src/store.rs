@@ -281,6 +281,7 @@ mod tests {
             kind: BodyKind::Json,
             usage: None,
             model: None,
+            provider: None,
             body: vec![b'x'; body_len],
         }
     }

@@ -371,6 +371,7 @@ pub fn entry(key: CacheKey, now_ms: u64, ttl_ms: u64, message: Vec<u8>) -> Entry
         kind: BodyKind::Json,
         usage: None,
         model: None,
+        provider: None,
         body: message,
     }
 }

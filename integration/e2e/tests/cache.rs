@@ -85,6 +85,10 @@ fn a_repeated_request_is_answered_from_the_cache_without_reaching_the_provider()
         "the original answer's usage is reported"
     );
     assert_ne!(a["id"], b["id"], "a replayed answer gets a fresh id");
+    // The hit names the provider and model that wrote it (the metrics stage prices the saving).
+    assert_eq!(first.header("x-tollgate-provider"), Some("gpt"));
+    assert_eq!(second.header("x-tollgate-provider"), Some("gpt"));
+    assert_eq!(second.header("x-tollgate-model"), Some("gpt-4o-mini"));
 
     // Another Authorization is another tenant: a miss, served by the provider.
     let bob = chat(&gateway, "Bearer bob", DETERMINISTIC);

@@ -214,7 +214,7 @@ impl CacheStage {
             return;
         }
         let now = host::now_ms();
-        let entry = cache.entry(
+        let mut entry = cache.entry(
             key,
             now,
             facts.stream,
@@ -222,6 +222,7 @@ impl CacheStage {
             response.model.clone(),
             body,
         );
+        entry.provider.clone_from(&response.provider);
         let outcome: StoreOutcome = cache.store.store(&ProxyStore, &entry, now);
         self.stored = outcome.stored;
         let metrics = self.root.metrics;
