@@ -69,13 +69,15 @@ fn send(host: &Host, route: &str, method: &str, path: &str, body: Option<&str>) 
     }
 }
 
+/// (route, method, path, body, status the gateway answers; `None`: forwarded).
+type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<u16>);
+
 const CHAT: &str = r#"{"model":"cheap","messages":[{"role":"user","content":"hi"}]}"#;
 
 #[test]
 fn only_known_operations_leave_the_gateway_and_refusals_are_openai_errors() {
     let host = host();
-    // (route, method, path, body, status the gateway answers; None = forwarded)
-    let rows: [(&str, &str, &str, Option<&str>, Option<u16>); 12] = [
+    let rows: [Row; 12] = [
         (
             "llm-routes",
             "POST",
