@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 use tollgate_e2e::gateway::{Gateway, GatewaySpec};
-use tollgate_e2e::http;
+use tollgate_e2e::{free_port, http, Envoy};
 use tollgate_mock::{spawn, Kind, MockConfig};
 
 const KEY: &str = "sk-cache-latency";
@@ -98,27 +98,37 @@ fn main() -> Result<(), String> {
     let url = gateway.url("/v1/chat/completions");
     let direct = format!("{}/v1/chat/completions", mock.base_url());
 
-    // Direct to the mock (its own cost; it checks the key).
-    let mut direct_samples = Vec::with_capacity(n);
-    for i in 0..n + 20 {
-        let started = Instant::now();
-        let response = http::post(
-            &direct,
-            &[
-                ("content-type", "application/json"),
-                ("authorization", &format!("Bearer {KEY}")),
-            ],
-            &body("What is a cache?"),
-        )
-        .map_err(|e| e.to_string())?;
-        if response.status != 200 {
-            return Err(format!("mock: {}", response.status));
+    // Plain Envoy (no wasm) proxying to the mock: what Envoy alone costs.
+    let plain_port = free_port();
+    let plain_yaml = include_str!("../../../../scripts/bench/plain-envoy.yaml")
+        .replace("__PORT__", &plain_port.to_string())
+        .replace("__ADMIN__", "0")
+        .replace("__UPSTREAM__", &mock.addr().port().to_string());
+    let _plain = Envoy::start(&plain_yaml).map_err(|e| e.to_string())?;
+    let plain = format!("http://127.0.0.1:{plain_port}/v1/chat/completions");
+    // Direct to the mock (its own cost; it checks the key), then through plain Envoy.
+    for (what, url) in [("mock directly", &direct), ("plain Envoy -> mock", &plain)] {
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n + 20 {
+            let started = Instant::now();
+            let response = http::post(
+                url,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {KEY}")),
+                ],
+                &body("What is a cache?"),
+            )
+            .map_err(|e| e.to_string())?;
+            if response.status != 200 {
+                return Err(format!("{what}: {}", response.status));
+            }
+            if i >= 20 {
+                samples.push(started.elapsed());
+            }
         }
-        if i >= 20 {
-            direct_samples.push(started.elapsed());
-        }
+        report(what, samples);
     }
-    report("mock directly", direct_samples);
     let misses = measure(&url, n, |i| body(&format!("question {i:06}")), Some("MISS"))?;
     report("miss (stored) via Envoy", misses);
     let hits = measure(&url, n, |_| body("What is a cache?"), None)?;
