@@ -42,8 +42,11 @@ pub struct Observed {
     pub usage: Option<TokenUsage>,
     /// The answer's `model`.
     pub model: Option<String>,
-    /// A JSON answer read whole, or a stream that reached `data: [DONE]`.
+    /// A JSON answer read whole, or a stream that reached `data: [DONE]` without an error
+    /// event (the adapter ends cut or failed streams with one, then `[DONE]`).
     pub complete: bool,
+    /// The stream carried an error event.
+    pub errored: bool,
 }
 
 /// Incremental observer of one answer.
@@ -113,7 +116,12 @@ impl ResponseObserver {
 
 fn observe_event(observed: &mut Observed, data: &[u8]) {
     if data.trim_ascii() == b"[DONE]" {
-        observed.complete = true;
+        // A stream that carried an error event ended badly, whatever follows.
+        observed.complete = !observed.errored;
+        return;
+    }
+    if crate::openai::response::is_sse_error_event(data) {
+        observed.errored = true;
         return;
     }
     if observed.model.is_none() && contains(data, b"\"model\"") {
@@ -179,6 +187,22 @@ mod tests {
         observer.finish_stream();
         assert!(!observer.observed().complete);
         assert_eq!(observer.observed().usage, None);
+    }
+
+    #[test]
+    fn a_stream_ending_with_an_error_event_and_done_is_not_complete() {
+        let cut = STREAM
+            .find("data: {\"id\":\"c1\",\"model\":\"gpt-4o-mini\",\"choices\":[]")
+            .unwrap();
+        let stream = format!(
+            "{}data: {{\"error\":{{\"message\":\"cut\",\"type\":\"server_error\"}}}}\n\ndata: [DONE]\n\n",
+            &STREAM[..cut]
+        );
+        let mut observer = ResponseObserver::new(BodyKind::EventStream);
+        observer.push_stream_chunk(stream.as_bytes());
+        observer.finish_stream();
+        assert!(observer.observed().errored);
+        assert!(!observer.observed().complete);
     }
 
     #[test]

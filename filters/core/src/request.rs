@@ -26,6 +26,11 @@ pub struct RequestSummary {
     /// The backend the router chose from the model, if the model decided it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// Size of the body as the pipeline forwards it (after its own edits): the adapter's
+    /// `content-length` for a passthrough attempt, since an earlier attempt may have left
+    /// another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<usize>,
 }
 
 /// The result of inspecting a body.

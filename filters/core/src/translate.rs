@@ -731,6 +731,7 @@ mod tests {
             model: model.into(),
             stream: true,
             backend: None,
+            body_bytes: None,
         };
         let same = provider(ProviderKind::Openai, None);
         let request = passthrough_request(&same, &summary("configured-model")).unwrap();

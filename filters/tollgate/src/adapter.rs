@@ -381,6 +381,7 @@ impl HttpContext for AdapterStream {
                         model: f.model.clone(),
                         stream: f.stream,
                         backend: None,
+                        body_bytes: f.body_bytes,
                     });
                 let passthrough = summary
                     .as_ref()

@@ -299,6 +299,8 @@ impl PipelineStream {
             host::replace_request_body(self.request_body_size, &self.body);
             host::set_request_header("content-length", Some(&self.body.len().to_string()));
         }
+        // What goes upstream, after every stage's edits (the adapter's content-length).
+        self.facts.body_bytes = self.body.len();
         if self.root.routing && self.operation == Operation::Chat {
             route::publish_for_adapter(&self.facts);
         }

@@ -123,6 +123,7 @@ pub fn publish_for_adapter(facts: &RequestFacts) {
         model: facts.model.clone().unwrap_or_default(),
         stream: facts.stream,
         backend: facts.backend.clone(),
+        body_bytes: Some(facts.body_bytes),
     };
     if let Ok(json) = serde_json::to_vec(&summary) {
         host::set_property(property::REQUEST_FACTS, &json);
