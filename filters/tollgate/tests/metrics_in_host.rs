@@ -204,10 +204,10 @@ fn models_past_the_cap_are_counted_as_other() {
 }
 
 #[test]
-fn the_access_log_fields_are_published_as_filter_state_when_the_answer_ends() {
+fn the_access_log_fields_are_published_as_filter_state_when_the_request_is_done() {
     let host = host(&AGENTGATEWAY, 10);
     let usage = r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}"#;
-    let s = request(
+    let mut s = request(
         &host,
         "gpt-4o-mini",
         "cheap-cloud",
@@ -215,7 +215,8 @@ fn the_access_log_fields_are_published_as_filter_state_when_the_answer_ends() {
         "application/json",
         &json_answer("gpt-4o-mini", usage),
     );
-    // before on_log: Envoy's HCM access log runs before the filters' on_log
+    // on_log: Envoy runs the filters' on_log before the HCM's access log
+    s.finish();
     let field = |name: &str| {
         s.filter_state(&format!("wasm.{}{name}", metric::LOG_PROPERTY_PREFIX))
             .map(|v| String::from_utf8(v).unwrap())

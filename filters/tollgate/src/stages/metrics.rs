@@ -2,9 +2,8 @@
 //! keeps the in-flight gauge, and publishes the access-log fields as filter state.
 //!
 //! Series are defined on first use and their ids cached per VM (a define is a host call).
-//! Envoy runs the HCM's access loggers before the filters' `on_log`, so the log fields are
-//! published when the answer's last byte passes, and again in `on_done` for answers that end
-//! otherwise (resets).
+//! The log fields are published in `on_done` (Envoy's `on_log`): Envoy 1.40 runs the filters'
+//! `on_log` before the HCM's access loggers, so they see it (docs/envoy-facts.md).
 
 use super::Stage;
 use crate::host::{self, MetricType};
@@ -77,8 +76,6 @@ pub struct MetricsStage {
     root: Rc<MetricsRoot>,
     /// Counted in the in-flight gauge (its headers reached this stage).
     in_flight: bool,
-    /// The access-log fields were published after the answer ended.
-    logged: bool,
 }
 
 impl MetricsStage {
@@ -87,11 +84,10 @@ impl MetricsStage {
         Self {
             root: Rc::clone(root),
             in_flight: false,
-            logged: false,
         }
     }
 
-    fn publish_log(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
+    fn publish_log(&self, facts: &RequestFacts, response: &ResponseFacts) {
         if !self.root.access_log {
             return;
         }
@@ -103,7 +99,6 @@ impl MetricsStage {
             name.push_str(field);
             host::set_property(&name, value.as_bytes());
         }
-        self.logged = true;
     }
 }
 
@@ -115,19 +110,7 @@ impl Stage for MetricsStage {
     }
 
     fn wants_response_body(&self) -> bool {
-        true // the usage is in the body
-    }
-
-    fn on_response_body(
-        &mut self,
-        facts: &RequestFacts,
-        response: &ResponseFacts,
-        _chunk: &[u8],
-        end_of_stream: bool,
-    ) {
-        if end_of_stream {
-            self.publish_log(facts, response);
-        }
+        true // the usage is in the body: the pipeline observes it for us
     }
 
     fn on_done(&mut self, facts: &RequestFacts, response: &ResponseFacts) {
@@ -143,8 +126,6 @@ impl Stage for MetricsStage {
         for observation in &observations {
             self.root.emit(observation);
         }
-        if !self.logged {
-            self.publish_log(facts, response);
-        }
+        self.publish_log(facts, response);
     }
 }
