@@ -20,6 +20,10 @@ pub struct MetricsRoot {
     recorder: RefCell<Recorder>,
     /// Stat name → metric id, for every series defined so far.
     ids: RefCell<HashMap<String, u32>>,
+    /// (metric, label values) → metric id: a series seen before costs one lookup, no name.
+    series: RefCell<HashMap<(Metric, Vec<String>), u32>>,
+    /// The in-flight gauge, defined at configuration.
+    active_id: Option<u32>,
     access_log: bool,
 }
 
@@ -27,9 +31,16 @@ impl MetricsRoot {
     /// The stage's root from its configuration section; an error fails plugin configuration.
     pub fn new(config: &MetricsConfig) -> Result<Self, String> {
         let recorder = Recorder::new(config).map_err(|e| e.to_string())?;
+        let naming = recorder.naming();
+        let active = naming.def(Metric::Active);
         Ok(Self {
             recorder: RefCell::new(recorder),
             ids: RefCell::new(HashMap::new()),
+            series: RefCell::new(HashMap::new()),
+            active_id: host::define_metric(
+                MetricType::Gauge,
+                &metric::stat_name(naming, active, &[]),
+            ),
             access_log: config.access_log,
         })
     }
@@ -49,12 +60,21 @@ impl MetricsRoot {
         Some(id)
     }
 
-    fn emit(&self, observation: &Observation) {
+    fn emit(&self, observation: Observation) {
         let naming = self.recorder.borrow().naming();
         let def = naming.def(observation.metric);
-        let values: Vec<&str> = observation.values.iter().map(String::as_str).collect();
-        let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &values)) else {
-            return;
+        let key = (observation.metric, observation.values);
+        let known = self.series.borrow().get(&key).copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let values: Vec<&str> = key.1.iter().map(String::as_str).collect();
+                let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &values)) else {
+                    return;
+                };
+                self.series.borrow_mut().insert(key, id);
+                id
+            }
         };
         match def.kind {
             Kind::Histogram => host::record_metric(id, observation.value),
@@ -63,9 +83,7 @@ impl MetricsRoot {
     }
 
     fn active(&self, delta: i64) {
-        let naming = self.recorder.borrow().naming();
-        let def = naming.def(Metric::Active);
-        if let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &[])) {
+        if let Some(id) = self.active_id {
             host::increment_metric(id, delta);
         }
     }
@@ -123,7 +141,7 @@ impl Stage for MetricsStage {
             .recorder
             .borrow_mut()
             .finish(facts, response, host::now_ms());
-        for observation in &observations {
+        for observation in observations {
             self.root.emit(observation);
         }
         self.publish_log(facts, response);
