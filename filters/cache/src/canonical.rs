@@ -57,7 +57,7 @@ pub fn to_string(value: &Value) -> String {
 
 /// A JSON string: `"` and `\` escaped, `\b \t \n \f \r`, other controls below U+0020 as
 /// `\u00xx` (lower-case hex), everything else as its UTF-8 bytes.
-fn write_string(s: &str, out: &mut String) {
+pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

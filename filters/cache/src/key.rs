@@ -5,7 +5,7 @@
 
 use crate::canonical;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -177,51 +177,65 @@ pub enum BodyPart {
 }
 
 impl KeyInputs {
-    /// The canonical document (`KEYS.md`).
+    /// The canonical document (`KEYS.md`), written member by member in sorted order (no
+    /// intermediate document: the body's values are written where they are).
     pub fn canonical(&self) -> String {
-        let mut doc = Map::new();
-        doc.insert("v".into(), Value::from(KEY_FORM_VERSION));
-        doc.insert("protocol".into(), Value::from(self.protocol));
-        doc.insert(
-            "route".into(),
-            self.route.clone().map_or(Value::Null, Value::from),
-        );
-        doc.insert(
-            "backend".into(),
-            self.backend.clone().map_or(Value::Null, Value::from),
-        );
-        doc.insert("stream".into(), Value::Bool(self.stream));
-        doc.insert(
-            "caller".into(),
-            Value::Object(
-                self.caller
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
-                    .collect(),
-            ),
-        );
-        doc.insert(
-            "headers".into(),
-            Value::Object(
-                self.headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                    .collect(),
-            ),
-        );
+        use canonical::{write, write_string};
+        let optional = |value: &Option<String>, out: &mut String| match value {
+            Some(v) => write_string(v, out),
+            None => out.push_str("null"),
+        };
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"backend\":");
+        optional(&self.backend, &mut out);
         match &self.body {
             BodyPart::Whole(value) => {
-                doc.insert("body".into(), value.clone());
+                out.push_str(",\"body\":");
+                write(value, &mut out);
             }
             BodyPart::Paths(paths) => {
-                doc.insert(
-                    "body".into(),
-                    Value::Object(paths.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                );
+                out.push_str(",\"body\":{");
+                // BTreeMap<String, _> iterates in byte order of the names: the canonical order.
+                for (i, (path, value)) in paths.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(path, &mut out);
+                    out.push(':');
+                    write(value, &mut out);
+                }
+                out.push('}');
             }
             BodyPart::Nothing => {}
         }
-        canonical::to_string(&Value::Object(doc))
+        out.push_str(",\"caller\":{");
+        for (i, (name, value)) in self.caller.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(name, &mut out);
+            out.push(':');
+            write_string(value, &mut out);
+        }
+        out.push_str("},\"headers\":{");
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(name, &mut out);
+            out.push(':');
+            write_string(value, &mut out);
+        }
+        out.push_str("},\"protocol\":");
+        write_string(self.protocol, &mut out);
+        out.push_str(",\"route\":");
+        optional(&self.route, &mut out);
+        out.push_str(",\"stream\":");
+        out.push_str(if self.stream { "true" } else { "false" });
+        out.push_str(",\"v\":");
+        out.push_str(&KEY_FORM_VERSION.to_string());
+        out.push('}');
+        out
     }
 
     /// The key: lower-case hex SHA-256 of the canonical document.
