@@ -3,7 +3,12 @@
 //! the in-flight gauge, and the 11 access-log filter-state fields).
 //!
 //! `cargo bench -p tollgate --bench metrics_stage` (needs scripts/build-wasm first). The
-//! difference of the two is the stage's cost in this host; Envoy's V8 differs in absolute terms.
+//! difference is the stage's cost in this host; Envoy's V8 differs in absolute terms.
+//! Measured 2026-12-01 on the shared 2-core machine (load average 6-7): route only 17 µs,
+//! route + metrics 43 µs (+26 µs: ~15 µs counting, including the pipeline's read of the JSON
+//! answer it turns on, ~11 µs the 11 access-log filter-state fields), route + metrics without
+//! the access log 32 µs. Before series ids were cached by label values (building and hashing
+//! each stat name per request) the stage cost ~+50 µs.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tollgate_host::Host;
