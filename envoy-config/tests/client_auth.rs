@@ -123,11 +123,24 @@ fn authentication_failures_are_rewritten_as_openai_errors() {
         .iter()
         .map(|m| {
             (
-                m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"].clone(),
+                m["filter"]["and_filter"]["filters"][0]["status_code_filter"]["comparison"]
+                    ["value"]["default_value"]
+                    .clone(),
                 m["body_format_override"]["json_format"]["error"]["type"].clone(),
             )
         })
         .collect();
+    // The pipeline's own replies (already OpenAI JSON, marked with a request header) are left alone.
+    for m in &mappers {
+        assert_eq!(
+            m["filter"]["and_filter"]["filters"][1]["header_filter"]["header"]["name"],
+            json!(tollgate_core::names::header::LOCAL_REPLY)
+        );
+        assert_eq!(
+            m["filter"]["and_filter"]["filters"][1]["header_filter"]["header"]["invert_match"],
+            json!(true)
+        );
+    }
     assert_eq!(
         summary,
         [
