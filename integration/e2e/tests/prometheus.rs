@@ -272,12 +272,17 @@ fn prometheus_evaluates_the_generated_rules_and_the_dashboard_over_real_envoy() 
         guide >= dollars * 0.999 && guide <= dollars * 1.10,
         "guide {guide} vs sent {dollars}"
     );
-    // Our exact rule, from the micro-USD counter, says the same (no cached input here).
+    // Our exact rule, from the micro-USD counter, says the same (no cached input here): each
+    // series' rate extrapolates by its own first sample, so they agree to a few percent.
     let exact = prometheus
         .value("tollgate:hourly_cost_usd")
         .expect("exact rule");
     assert!(
-        (exact - guide).abs() <= guide * 0.002,
+        exact >= dollars * 0.999 && exact <= dollars * 1.10,
+        "exact {exact} vs sent {dollars}"
+    );
+    assert!(
+        (exact - guide).abs() <= guide * 0.05,
         "exact {exact} vs guide {guide}"
     );
     // The counter itself holds every dollar sent (to the micro-dollar: floored per series).
