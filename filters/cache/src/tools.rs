@@ -287,13 +287,19 @@ fn sse_messages(body: &[u8], whole: bool) -> Option<Vec<Vec<u8>>> {
 
 /// The tools a `tools/list` answer marks `destructiveHint: true`.
 pub fn destructive_tools(content_type: &[u8], body: &[u8]) -> Vec<String> {
+    listed_destructive(content_type, body, true).unwrap_or_default()
+}
+
+/// The destructive tools of a `tools/list` answer read so far: `Some` once its result has
+/// arrived (with `whole` false, only complete SSE events count: SDK clients send their next
+/// request as soon as the list arrives, before the stream ends).
+pub fn listed_destructive(content_type: &[u8], body: &[u8], whole: bool) -> Option<Vec<String>> {
     let kind = tollgate_core::observe::BodyKind::of_content_type(content_type);
     let messages = match kind {
-        tollgate_core::observe::BodyKind::Json => vec![body.to_vec()],
-        tollgate_core::observe::BodyKind::EventStream => {
-            sse_messages(body, true).unwrap_or_default()
-        }
-        tollgate_core::observe::BodyKind::Other => Vec::new(),
+        tollgate_core::observe::BodyKind::Json if whole => vec![body.to_vec()],
+        tollgate_core::observe::BodyKind::Json => return None,
+        tollgate_core::observe::BodyKind::EventStream => sse_messages(body, whole)?,
+        tollgate_core::observe::BodyKind::Other => return None,
     };
     #[derive(Deserialize)]
     struct Listed {
@@ -316,10 +322,10 @@ pub fn destructive_tools(content_type: &[u8], body: &[u8]) -> Vec<String> {
         #[serde(default, rename = "destructiveHint")]
         destructive_hint: Option<bool>,
     }
-    let mut names = Vec::new();
+    let mut names = None;
     for message in messages {
         if let Ok(Listed { result: Some(list) }) = serde_json::from_slice::<Listed>(&message) {
-            names.extend(
+            names.get_or_insert_with(Vec::new).extend(
                 list.tools
                     .into_iter()
                     .filter(|t| {
@@ -580,6 +586,19 @@ mod tests {
             {"name":"plain","inputSchema":{}}]}}"#;
         let names = destructive_tools(b"application/json", listed);
         assert_eq!(names, vec!["kubectl-delete".to_string()]);
+        let sse = format!(
+            "event: message\ndata: {}\n\n",
+            String::from_utf8_lossy(listed).replace('\n', "")
+        );
+        let ct = b"text/event-stream";
+        assert_eq!(
+            listed_destructive(ct, &sse.as_bytes()[..sse.len() - 1], false),
+            None
+        );
+        assert_eq!(
+            listed_destructive(ct, sse.as_bytes(), false),
+            Some(names.clone())
+        );
         let merged = merge_destructive(&BTreeSet::new(), &names).unwrap();
         assert_eq!(decode_destructive(&merged).len(), 1);
         assert_eq!(

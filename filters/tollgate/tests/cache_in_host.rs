@@ -544,3 +544,46 @@ fn a_tool_the_server_lists_as_destructive_is_never_cached() {
         );
     }
 }
+
+#[test]
+fn destructive_tools_count_as_soon_as_the_list_event_arrives_before_its_stream_ends() {
+    let host = host_with(MCP_CONFIG, 1);
+    let mut list = host.stream();
+    list.set_property(
+        &["xds", "route_name"],
+        Value::String("mcp-routes/0/0".into()),
+    );
+    let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
+    let length = body.len().to_string();
+    list.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/mcp"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", length.as_str()),
+            ("authorization", "Bearer agent"),
+        ],
+        false,
+    );
+    list.send_request_body(body.as_bytes(), true);
+    list.send_response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
+    let listed = r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"list-pods","inputSchema":{},"annotations":{"destructiveHint":true}}]}}"#;
+    list.send_response_body(
+        format!("event: message\r\ndata: {listed}\r\n\r\n").as_bytes(),
+        false,
+    );
+    // The client has the list and calls before the list's stream has ended.
+    let ok = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+    let call = mcp(&host, &tool_call("1", "list-pods"), ok, true);
+    assert_eq!(
+        (call.cache_status.as_deref(), call.upstream),
+        (Some("BYPASS"), true)
+    );
+    list.send_response_body(b"", true);
+    list.finish();
+}

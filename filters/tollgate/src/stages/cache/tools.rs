@@ -208,8 +208,18 @@ impl ToolRequest {
             self.finish(200);
             return;
         }
-        // A tools/call answered over SSE: stored as soon as its response event is complete
-        // (the client's next request may come before this stream ends).
+        // An answer over SSE is acted on as soon as its response event is complete: the
+        // client's next request may come before this stream ends.
+        if self.pending == Pending::List {
+            if let Some(names) = tools::listed_destructive(&self.content_type, &self.body, false) {
+                self.pending = Pending::Nothing;
+                self.body = Vec::new();
+                if let Some(cache) = self.cache.clone() {
+                    remember_destructive(&cache, &names);
+                }
+            }
+            return;
+        }
         if let Pending::Result { id, .. } = &self.pending {
             match tools::find_result(200, &self.content_type, &self.body, id, false) {
                 tools::Found::NotYet => {}
@@ -258,25 +268,30 @@ impl ToolRequest {
             }
             Pending::List => {
                 let names = tools::destructive_tools(&self.content_type, &body);
-                if names.is_empty() {
-                    return;
-                }
-                for _ in 0..MAX_RETRIES {
-                    let (stored, cas) = ProxyStore
-                        .get(cache.destructive_key())
-                        .map(|(v, cas)| (tools::decode_destructive(&v), Some(cas)))
-                        .unwrap_or((BTreeSet::new(), None));
-                    let Some(merged) = tools::merge_destructive(&stored, &names) else {
-                        return;
-                    };
-                    if ProxyStore
-                        .set(cache.destructive_key(), &merged, cas)
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
+                remember_destructive(&cache, &names);
             }
+        }
+    }
+}
+
+/// Adds tool names to the server's destructive set in shared data (CAS, bounded retries).
+fn remember_destructive(cache: &ToolCache, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    for _ in 0..MAX_RETRIES {
+        let (stored, cas) = ProxyStore
+            .get(cache.destructive_key())
+            .map(|(v, cas)| (tools::decode_destructive(&v), Some(cas)))
+            .unwrap_or((BTreeSet::new(), None));
+        let Some(merged) = tools::merge_destructive(&stored, names) else {
+            return;
+        };
+        if ProxyStore
+            .set(cache.destructive_key(), &merged, cas)
+            .is_ok()
+        {
+            return;
         }
     }
 }
