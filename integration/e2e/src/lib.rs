@@ -269,7 +269,7 @@ impl Envoy {
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
         };
-        envoy.wait_ready(&admin_file, Duration::from_secs(20))?;
+        envoy.wait_ready(&admin_file, Duration::from_secs(90))?;
         Ok(envoy)
     }
 
