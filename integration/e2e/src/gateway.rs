@@ -141,6 +141,58 @@ pub fn dev_jwt() -> Result<String, EnvoyError> {
     Ok(std::fs::read_to_string(path)?.trim().to_string())
 }
 
+/// An RS256 JWT for `sub` and `audience`, valid for `expires_in` seconds from now (negative:
+/// already expired), signed with the companion's development key
+/// (`envoy-config/tests/fixtures/dev-jwt-private.pem`, the fixtures' JWKS) by
+/// `openssl dgst -sha256 -sign`.
+pub fn mint_dev_jwt(sub: &str, audience: &str, expires_in: i64) -> Result<String, EnvoyError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let header = base64url(br#"{"alg":"RS256","typ":"JWT","kid":"tollgate-dev"}"#);
+    let claims = base64url(
+        format!(
+            r#"{{"iss":"https://auth.tollgate.dev","aud":"{audience}","sub":"{sub}","iat":{now},"exp":{}}}"#,
+            now + expires_in
+        )
+        .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let key = workspace_root().join("envoy-config/tests/fixtures/dev-jwt-private.pem");
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = openssl.stdin.take() {
+        stdin.write_all(signing_input.as_bytes())?;
+    }
+    let signed = openssl.wait_with_output()?;
+    if !signed.status.success() {
+        return Err(std::io::Error::other("openssl dgst -sha256 -sign failed").into());
+    }
+    Ok(format!("{signing_input}.{}", base64url(&signed.stdout)))
+}
+
+/// Unpadded base64url (JWT segments).
+fn base64url(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 /// Renders the spec's envoy.yaml with the listener on `port` (admin and stats on free ports).
 pub fn render_envoy_yaml(spec: &GatewaySpec, port: u16) -> Result<String, EnvoyError> {
     let ports = Ports {

@@ -3,13 +3,12 @@
 //! (`envoy-config/tests/fixtures/budget.yaml`), served by an OpenAI mock whose usage is
 //! deterministic (prompt tokens = words + messages; the answer is cut at `max_tokens`).
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tollgate_config::secrets::{parse_env_file, SECRETS_ENV_FILE};
-use tollgate_e2e::gateway::{render_files, GatewaySpec, Ports};
+use tollgate_e2e::gateway::{mint_dev_jwt, render_files, GatewaySpec, Ports};
 use tollgate_e2e::http::Response;
-use tollgate_e2e::{raw_request, workspace_root, Envoy};
+use tollgate_e2e::{raw_request, Envoy};
 use tollgate_mock::{spawn, Kind, MockConfig, MockHandle};
 
 const OPENAI_KEY: &str = "sk-budget-e2e-operator";
@@ -45,55 +44,9 @@ fn setup() -> Setup {
     }
 }
 
-fn base64url(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// An RS256 JWT for `sub`, signed with the development key of the fixture's JWKS
-/// (`openssl dgst -sha256 -sign`).
+/// An RS256 JWT for `sub`, signed with the development key of the fixture's JWKS.
 fn jwt(sub: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let header = base64url(br#"{"alg":"RS256","typ":"JWT","kid":"tollgate-dev"}"#);
-    let claims = base64url(
-        format!(
-            r#"{{"iss":"https://auth.tollgate.dev","aud":"tollgate","sub":"{sub}","iat":{now},"exp":{}}}"#,
-            now + 3600
-        )
-        .as_bytes(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    let key = workspace_root().join("envoy-config/tests/fixtures/dev-jwt-private.pem");
-    let mut openssl = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl signs the test tokens (Debian package openssl)");
-    use std::io::Write;
-    openssl
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(signing_input.as_bytes())
-        .unwrap();
-    let signed = openssl.wait_with_output().unwrap();
-    assert!(signed.status.success(), "openssl dgst failed");
-    format!("Bearer {signing_input}.{}", base64url(&signed.stdout))
+    format!("Bearer {}", mint_dev_jwt(sub, "tollgate", 3600).unwrap())
 }
 
 /// A chat of `words` prompt words (the mock counts words + 1 prompt tokens).

@@ -3,9 +3,8 @@
 //! keys on `with-keys` (/keyed) and on the MCP route (/mcp), nothing on `open` (/openai, /v1).
 //! Each refusal is a 401 in the OpenAI error format and reaches no provider.
 
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
-use tollgate_e2e::gateway::{Gateway, GatewaySpec};
+use std::process::Command;
+use tollgate_e2e::gateway::{mint_dev_jwt, Gateway, GatewaySpec};
 use tollgate_e2e::http::Response;
 use tollgate_e2e::{raw_request, workspace_root, Envoy};
 use tollgate_mock::{spawn, Kind, MockConfig, MockHandle};
@@ -60,55 +59,9 @@ impl Setup {
     }
 }
 
-fn base64url(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// An RS256 JWT signed with the companion's development key (the fixture's JWKS), minted with
-/// `openssl dgst -sha256 -sign`.
+/// An RS256 JWT signed with the companion's development key (the fixture's JWKS).
 fn jwt(sub: &str, audience: &str, expires_in: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let header = base64url(br#"{"alg":"RS256","typ":"JWT","kid":"tollgate-dev"}"#);
-    let claims = base64url(
-        format!(
-            r#"{{"iss":"https://auth.tollgate.dev","aud":"{audience}","sub":"{sub}","iat":{now},"exp":{}}}"#,
-            now + expires_in
-        )
-        .as_bytes(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    let key = workspace_root().join("envoy-config/tests/fixtures/dev-jwt-private.pem");
-    let mut openssl = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl signs the test tokens (Debian package openssl)");
-    use std::io::Write;
-    openssl
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(signing_input.as_bytes())
-        .unwrap();
-    let signed = openssl.wait_with_output().unwrap();
-    assert!(signed.status.success(), "openssl dgst failed");
-    format!("{signing_input}.{}", base64url(&signed.stdout))
+    mint_dev_jwt(sub, audience, expires_in).unwrap()
 }
 
 /// A 401 in the OpenAI error format, JSON labelled.
