@@ -7,7 +7,7 @@
 //! an event with a `usage` object), so ordinary content chunks cost a byte scan.
 
 use crate::sse::SseParser;
-use crate::usage::{usage_of_openai_document, TokenUsage};
+use crate::usage::{OpenAiUsage, TokenUsage};
 use serde::Deserialize;
 
 /// What kind of body the answer has, from its `content-type`.
@@ -57,10 +57,17 @@ pub struct ResponseObserver {
     observed: Observed,
 }
 
+/// The two fields the observer reads of an answer or an event, in one parse.
 #[derive(Deserialize)]
-struct ModelCarrier {
+struct Carrier {
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+fn carrier(json: &[u8]) -> Option<Carrier> {
+    serde_json::from_slice(json).ok()
 }
 
 impl ResponseObserver {
@@ -101,10 +108,9 @@ impl ResponseObserver {
         if self.kind != BodyKind::Json {
             return;
         }
-        self.observed.usage = usage_of_openai_document(body);
-        self.observed.model = serde_json::from_slice::<ModelCarrier>(body)
-            .ok()
-            .and_then(|m| m.model);
+        let read = carrier(body);
+        self.observed.usage = read.as_ref().and_then(|c| c.usage).map(TokenUsage::from);
+        self.observed.model = read.and_then(|c| c.model);
         self.observed.complete = true;
     }
 
@@ -124,16 +130,20 @@ fn observe_event(observed: &mut Observed, data: &[u8]) {
         observed.errored = true;
         return;
     }
-    if observed.model.is_none() && contains(data, b"\"model\"") {
-        observed.model = serde_json::from_slice::<ModelCarrier>(data)
-            .ok()
-            .and_then(|m| m.model);
-    }
+    let wants_model = observed.model.is_none() && contains(data, b"\"model\"");
     // Only the final chunk carries a usage object (`"usage":null` elsewhere).
-    if contains(data, b"\"usage\"") && !contains(data, b"\"usage\":null") {
-        if let Some(usage) = usage_of_openai_document(data) {
-            observed.usage = Some(usage);
-        }
+    let wants_usage = contains(data, b"\"usage\"") && !contains(data, b"\"usage\":null");
+    if !(wants_model || wants_usage) {
+        return; // an ordinary content chunk: no parse
+    }
+    let Some(read) = carrier(data) else {
+        return;
+    };
+    if wants_model {
+        observed.model = read.model;
+    }
+    if let Some(usage) = read.usage.filter(|_| wants_usage) {
+        observed.usage = Some(TokenUsage::from(usage));
     }
 }
 
