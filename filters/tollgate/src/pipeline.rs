@@ -223,7 +223,7 @@ impl PipelineStream {
         jwt.push("sub");
         Caller {
             jwt_subject: host::property_text(&jwt),
-            client_key: host::request_header_text(header::CLIENT),
+            client_key: self.facts.headers.text(header::CLIENT).map(str::to_string),
             address: host::property_text(&host_property::SOURCE_ADDRESS).map(|a| {
                 match a.rsplit_once(':') {
                     Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
@@ -302,7 +302,7 @@ impl PipelineStream {
         // What goes upstream, after every stage's edits (the adapter's content-length).
         self.facts.body_bytes = self.body.len();
         if self.root.routing && self.operation == Operation::Chat {
-            route::publish_for_adapter(&self.facts);
+            route::publish_for_adapter(&self.root.route, &self.facts);
         }
         self.body = Vec::new();
     }
@@ -407,12 +407,17 @@ impl HttpContext for PipelineStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let root = Rc::clone(&self.root);
         self.facts.started_ms = host::now_ms();
-        self.facts.method = host::request_header(":method")
-            .map(|m| String::from_utf8_lossy(&m).into_owned())
-            .unwrap_or_default();
-        self.facts.path = host::request_header(":path")
-            .map(|p| String::from_utf8_lossy(&p).into_owned())
-            .unwrap_or_default();
+        // One read of the whole map: every stage takes its headers from the facts.
+        self.facts.headers = host::request_headers();
+        let text = |name| {
+            self.facts
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        self.facts.method = text(":method");
+        self.facts.path = text(":path");
         if !root.route.routes.is_empty()
             || !root.route.route_backends.is_empty()
             || self.stages.cache.is_some()
@@ -436,8 +441,16 @@ impl HttpContext for PipelineStream {
         if end_of_stream {
             return Action::Continue;
         }
-        // Stages read the answer (usage, stored bodies): ask for it uncompressed.
-        if operation == Operation::Chat && self.stages.any(|s| s.wants_response_body()) {
+        // Stages read the answer (usage, stored bodies): ask for it uncompressed. Only when
+        // the client asked otherwise: a request-header change costs Envoy a re-route.
+        if operation == Operation::Chat
+            && self.stages.any(|s| s.wants_response_body())
+            && self
+                .facts
+                .headers
+                .get("accept-encoding")
+                .is_some_and(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"))
+        {
             host::set_request_header("accept-encoding", Some("identity"));
         }
         // Only chat completions are routed on their body; anything else is read only when a
@@ -446,11 +459,11 @@ impl HttpContext for PipelineStream {
         if !routed && !self.stages.any(|s| s.wants_request_body()) {
             return Action::Continue;
         }
-        let declared = host::request_header("content-length").and_then(|v| {
-            std::str::from_utf8(&v)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-        });
+        let declared = self
+            .facts
+            .headers
+            .text("content-length")
+            .and_then(|v| v.trim().parse::<usize>().ok());
         if let Some(size) = declared {
             if let Err(error) = check_size(size, root.route.max_request_bytes) {
                 if root.routing {

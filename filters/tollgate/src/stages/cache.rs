@@ -250,25 +250,24 @@ impl Stage for CacheStage {
             self.route.as_deref(),
             &facts.method,
         );
-        self.tools.on_request_headers();
+        self.tools.on_request_headers(&facts.headers);
         if self.tools.enabled() {
             return Step::Continue; // an MCP route: no response or semantic cache
         }
         self.response = self.root.response_cache(self.route.as_deref()).cloned();
         if let Some(cache) = &self.response {
             for name in cache.header_names() {
-                if let Some(value) = host::request_header(name) {
-                    self.headers.insert(name.clone(), value);
+                if let Some(value) = facts.headers.get(name) {
+                    self.headers.insert(name.clone(), value.to_vec());
                 }
             }
-            self.directives =
-                ClientDirectives::parse(host::request_header("cache-control").as_deref());
+            self.directives = ClientDirectives::parse(facts.headers.get("cache-control"));
         }
         self.semantic = semantic::SemanticRequest::for_route(
             self.root.semantic.as_ref(),
             self.route.as_deref(),
         );
-        self.semantic.on_request_headers();
+        self.semantic.on_request_headers(&facts.headers);
         Step::Continue
     }
 

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use tollgate_cache::semantic::{self, Identity, Lookup, Query, Skip};
 use tollgate_core::config::cache::SemanticCachePolicy;
 use tollgate_core::config::CacheConfig;
-use tollgate_core::facts::{RequestFacts, ResponseFacts};
+use tollgate_core::facts::{Headers, RequestFacts, ResponseFacts};
 use tollgate_core::names::semantic_cache as names;
 use tollgate_core::stage::Step;
 
@@ -148,12 +148,12 @@ impl SemanticRequest {
 
     /// Request headers: the caller's credentials (hashed into the scope, never sent) and the
     /// client's `Cache-Control`.
-    pub fn on_request_headers(&mut self) {
+    pub fn on_request_headers(&mut self, headers: &Headers) {
         if self.policy.is_none() {
             return;
         }
-        self.authorization = host::request_header_text("authorization");
-        if let Some(value) = host::request_header_text("cache-control") {
+        self.authorization = headers.text("authorization").map(str::to_string);
+        if let Some(value) = headers.text("cache-control") {
             self.no_cache = has_directive(&value, "no-cache");
             self.no_store = has_directive(&value, "no-store");
         }

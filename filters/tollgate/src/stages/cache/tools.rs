@@ -10,7 +10,7 @@ use tollgate_cache::key::CacheKey;
 use tollgate_cache::status;
 use tollgate_cache::tools::{self, ToolCache, ToolPlan};
 use tollgate_core::config::CacheConfig;
-use tollgate_core::facts::{Answerer, RequestFacts, ResponseFacts};
+use tollgate_core::facts::{Answerer, Headers, RequestFacts, ResponseFacts};
 use tollgate_core::names::{cache as names, header};
 use tollgate_core::stage::{SharedStore, Step};
 
@@ -118,11 +118,11 @@ impl ToolRequest {
     }
 
     /// Request headers: the credentials in the key.
-    pub fn on_request_headers(&mut self) {
+    pub fn on_request_headers(&mut self, headers: &Headers) {
         if let Some(cache) = &self.cache {
             for name in cache.header_names() {
-                if let Some(value) = host::request_header(name) {
-                    self.headers.insert(name.clone(), value);
+                if let Some(value) = headers.get(name) {
+                    self.headers.insert(name.clone(), value.to_vec());
                 }
             }
         }
