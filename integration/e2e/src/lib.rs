@@ -8,10 +8,11 @@
 //! not leave it behind.
 //!
 //! ```no_run
+//! use tollgate_e2e::bootstrap::{Bootstrap, Listener, Route};
 //! use tollgate_e2e::{free_port, Envoy};
 //! let port = free_port();
-//! let yaml = format!("...listener on 127.0.0.1:{port}...");
-//! let envoy = Envoy::start(&yaml).unwrap();
+//! let config = Bootstrap::new().listener(Listener::new("l", port).route(Route::direct(200, "ok")));
+//! let envoy = Envoy::start(&config.render()).unwrap();
 //! assert!(envoy.admin_get("/ready").unwrap().contains("LIVE"));
 //! ```
 
@@ -23,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod bootstrap;
 pub mod gateway;
 pub mod http;
 
