@@ -1,89 +1,34 @@
 //! Smoke test of the foundation: a real Envoy loads every tollgate .wasm and proxies an OpenAI
 //! chat completion to the mock provider.
 
+use tollgate_e2e::bootstrap::{Bootstrap, Cluster, FailurePolicy, Listener, Route, Wasm};
 use tollgate_e2e::{free_port, http, wasm_path, Envoy};
 use tollgate_mock::{spawn, Kind, MockConfig};
 
-/// One `envoy.filters.http.wasm` entry in Envoy's YAML.
-fn wasm_filter(module: &str, root_id: &str, configuration: &str) -> String {
-    let path = wasm_path(module).unwrap();
-    format!(
-        r#"
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: {module}-{root_id}
-                root_id: {root_id}
-                allow_on_headers_stop_iteration: true
-                failure_policy: FAIL_CLOSED
-                vm_config:
-                  vm_id: {module}
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{path}" }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{configuration}'"#,
-        path = path.display()
-    )
+/// A plugin of the tollgate module, failing closed.
+fn tollgate_plugin(root_id: &str, configuration: &str) -> Wasm {
+    Wasm::new("tollgate", &wasm_path("tollgate").unwrap(), root_id)
+        .configuration(configuration)
+        .failure_policy(FailurePolicy::FailClosed)
 }
 
 /// A listener with all downstream filters and one cluster (upstream adapter included) to `upstream_port`.
 fn all_filters_config(listener_port: u16, upstream_port: u16) -> String {
-    let downstream: String = [wasm_filter("tollgate", "router", "{}")].concat();
     let adapter_config = format!(
         r#"{{"backend":"openai","providers":[{{"name":"gpt-4o-mini","kind":"openai","model":"gpt-4o-mini","authority":"127.0.0.1:{upstream_port}","api_key":"sk-smoke"}}]}}"#
     );
-    let upstream =
-        wasm_filter("tollgate", "adapter", &adapter_config).replace("\n          ", "\n        ");
-    format!(
-        r#"
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-static_resources:
-  listeners:
-  - name: llm
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listener_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: llm
-          route_config:
-            virtual_hosts:
-            - name: llm
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: openai, timeout: 30s }}
-          http_filters:{downstream}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: openai
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: openai
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }}
-          metadata:
-            filter_metadata:
-              tollgate: {{ provider: gpt-4o-mini }}
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http_protocol_options: {{}} }}
-        http_filters:{upstream}
-        - name: envoy.filters.http.upstream_codec
-          typed_config:
-            "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec
-"#
-    )
+    Bootstrap::new()
+        .listener(
+            Listener::new("llm", listener_port)
+                .route(Route::to_cluster("openai", "30s"))
+                .filter(tollgate_plugin("router", "{}")),
+        )
+        .cluster(
+            Cluster::new("openai")
+                .provider(0, "gpt-4o-mini", upstream_port)
+                .upstream_filter(tollgate_plugin("adapter", &adapter_config)),
+        )
+        .render()
 }
 
 #[test]
