@@ -3,7 +3,9 @@
 //! keys on `with-keys` (/keyed) and on the MCP route (/mcp), nothing on `open` (/openai, /v1).
 //! Each refusal is a 401 in the OpenAI error format and reaches no provider.
 
+use serde_json::json;
 use std::process::Command;
+use tollgate_e2e::bootstrap::{Bootstrap, HttpFilter, Listener, Route, Wasm};
 use tollgate_e2e::gateway::{mint_dev_jwt, Gateway, GatewaySpec};
 use tollgate_e2e::http::Response;
 use tollgate_e2e::{raw_request, workspace_root, Envoy};
@@ -234,71 +236,61 @@ fn auth_filters_local_replies_skip_the_downstream_wasm_response_path() {
     // them, so the generator rewrites them with local_reply_config instead.
     let port = tollgate_e2e::free_port();
     let fixture = tollgate_e2e::wasm_path("tollgate_fixture_filter").unwrap();
-    let jwks =
+    // The JWKS is a quoted YAML scalar there; the builder takes the string itself.
+    let jwks: String =
         std::fs::read_to_string(workspace_root().join("envoy-config/examples/companion.yaml"))
             .unwrap()
             .lines()
             .find_map(|l| l.trim().strip_prefix("inline: ").map(str::to_string))
+            .map(|quoted| serde_norway::from_str(&quoted).unwrap())
             .unwrap();
-    let yaml = format!(
-        r#"
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
-static_resources:
-  listeners:
-  - name: l
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: t
-          route_config:
-            virtual_hosts:
-            - name: v
-              domains: ["*"]
-              routes:
-              - name: jwt
-                match: {{prefix: /jwt}}
-                direct_response: {{status: 200, body: {{inline_string: ok}}}}
-                typed_per_filter_config:
-                  envoy.filters.http.jwt_authn:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig
-                    requirement_name: required
-              - name: key
-                match: {{prefix: /key}}
-                direct_response: {{status: 200, body: {{inline_string: ok}}}}
-                typed_per_filter_config:
-                  envoy.filters.http.api_key_auth:
-                    "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute
-                    credentials: [{{key: k, client: c}}]
-                    key_sources: [{{header: authorization}}]
-              - name: open
-                match: {{prefix: /}}
-                direct_response: {{status: 200, body: {{inline_string: ok}}}}
-          http_filters:
-          - name: envoy.filters.http.jwt_authn
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-              providers:
-                dev: {{issuer: https://auth.tollgate.dev, local_jwks: {{inline_string: {jwks}}}}}
-              requirement_map: {{required: {{provider_name: dev}}}}
-          - name: envoy.filters.http.api_key_auth
-            disabled: true
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth}}
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: fixture
-                root_id: fixture
-                vm_config: {{vm_id: fixture, runtime: envoy.wasm.runtime.v8, code: {{local: {{filename: {fixture}}}}}}}
-                allow_on_headers_stop_iteration: true
-          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-"#,
-        fixture = fixture.display()
-    );
+    let yaml = Bootstrap::new()
+        .listener(
+            Listener::new("l", port)
+                .route(
+                    Route::direct(200, "ok")
+                        .name("jwt")
+                        .prefix("/jwt")
+                        .per_filter_config(
+                            "envoy.filters.http.jwt_authn",
+                            json!({
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+                                "requirement_name": "required",
+                            }),
+                        ),
+                )
+                .route(
+                    Route::direct(200, "ok")
+                        .name("key")
+                        .prefix("/key")
+                        .per_filter_config(
+                            "envoy.filters.http.api_key_auth",
+                            json!({
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute",
+                                "credentials": [{"key": "k", "client": "c"}],
+                                "key_sources": [{"header": "authorization"}],
+                            }),
+                        ),
+                )
+                .route(Route::direct(200, "ok").name("open"))
+                .filter(HttpFilter::typed(
+                    "envoy.filters.http.jwt_authn",
+                    json!({
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                        "providers": {"dev": {"issuer": "https://auth.tollgate.dev", "local_jwks": {"inline_string": jwks}}},
+                        "requirement_map": {"required": {"provider_name": "dev"}},
+                    }),
+                ))
+                .filter(
+                    HttpFilter::typed(
+                        "envoy.filters.http.api_key_auth",
+                        json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"}),
+                    )
+                    .disabled(),
+                )
+                .filter(Wasm::new("fixture", &fixture, "fixture")),
+        )
+        .render();
     let _envoy = Envoy::start(&yaml).unwrap();
     let open = raw_request(port, "GET", "/", &[], "").unwrap();
     assert_eq!(
