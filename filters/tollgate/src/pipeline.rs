@@ -504,21 +504,17 @@ impl HttpContext for PipelineStream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let status = host::response_header(":status")
-            .and_then(|s| {
-                std::str::from_utf8(&s)
-                    .ok()
-                    .and_then(|s| s.parse::<u16>().ok())
-            })
+        // One read of the whole map (each single-header read is a crossing of its own).
+        let headers = host::response_headers();
+        let status = headers
+            .text(":status")
+            .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(200);
-        let content_type = host::response_header("content-type").unwrap_or_default();
-        let kind = BodyKind::of_content_type(&content_type);
+        let kind = BodyKind::of_content_type(headers.get("content-type").unwrap_or_default());
         self.response.status = status;
         self.response.ttfb_ms = Some(host::now_ms().saturating_sub(self.facts.started_ms));
-        self.response.provider =
-            host::response_header(header::PROVIDER).and_then(|v| String::from_utf8(v).ok());
-        self.response.model =
-            host::response_header(header::MODEL).and_then(|v| String::from_utf8(v).ok());
+        self.response.provider = headers.text(header::PROVIDER).map(str::to_string);
+        self.response.model = headers.text(header::MODEL).map(str::to_string);
         self.response_ended = end_of_stream;
         let upstream_answer = self.root.routing && !self.answered;
         if upstream_answer && self.operation == Operation::Chat && matches!(status, 401 | 403) {
@@ -549,7 +545,8 @@ impl HttpContext for PipelineStream {
             host::set_response_header(name, Some(value));
         }
         // A body we cannot read (compressed although we asked for identity) is not observed.
-        let encoded = host::response_header("content-encoding")
+        let encoded = headers
+            .get("content-encoding")
             .is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"));
         if !end_of_stream
             && !encoded

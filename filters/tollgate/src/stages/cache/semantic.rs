@@ -154,8 +154,8 @@ impl SemanticRequest {
         }
         self.authorization = headers.text("authorization").map(str::to_string);
         if let Some(value) = headers.text("cache-control") {
-            self.no_cache = has_directive(&value, "no-cache");
-            self.no_store = has_directive(&value, "no-store");
+            self.no_cache = has_directive(value, "no-cache");
+            self.no_store = has_directive(value, "no-store");
         }
     }
 
