@@ -2,14 +2,16 @@
 //! OpenAI-compatible, Gemini and Anthropic endpoints, translation of what each answers, the
 //! OpenAI-format 503 when every provider is down, and streams relayed chunk by chunk.
 //!
-//! The Envoy configuration is written here by hand (one cluster, the guide's cost-optimized
-//! priority groups) so it tests the module's contract with Envoy independently of the
-//! generator. Needs `scripts/build-wasm` and `scripts/setup` (Envoy in `.tools/bin`).
+//! The Envoy configuration is written here with the harness's bootstrap builder (one cluster,
+//! the guide's cost-optimized priority groups), not by the generator, so it tests the module's
+//! contract with Envoy independently of the generator. Needs `scripts/build-wasm` and
+//! `scripts/setup` (Envoy in `.tools/bin`).
 
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use tollgate_e2e::bootstrap::{Bootstrap, Cluster, FailurePolicy, Listener, Retry, Route, Wasm};
 use tollgate_e2e::{free_port, http, wasm_path, Envoy};
 use tollgate_mock::{spawn, InstanceFaults, Kind, MockConfig, MockHandle};
 
@@ -52,165 +54,58 @@ fn start_mock(name: &str, addr: SocketAddr, faults: InstanceFaults) -> MockHandl
     spawn(config).unwrap()
 }
 
-fn wasm_filter(root_id: &str, configuration: &str, indent: &str) -> String {
-    let path = wasm_path("tollgate").unwrap();
-    let text = format!(
-        r#"- name: tollgate.{root_id}
-  typed_config:
-    "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-    config:
-      name: {root_id}
-      root_id: {root_id}
-      allow_on_headers_stop_iteration: true
-      failure_policy: FAIL_CLOSED
-      vm_config:
-        vm_id: tollgate
-        runtime: envoy.wasm.runtime.v8
-        code: {{ local: {{ filename: "{path}" }} }}
-      configuration:
-        "@type": type.googleapis.com/google.protobuf.StringValue
-        value: '{configuration}'"#,
-        path = path.display()
-    );
-    text.lines().map(|l| format!("{indent}{l}\n")).collect()
+/// A plugin of the tollgate module, failing closed.
+fn plugin(root_id: &str, configuration: &str) -> Wasm {
+    Wasm::new("tollgate", &wasm_path("tollgate").unwrap(), root_id)
+        .configuration(configuration)
+        .failure_policy(FailurePolicy::FailClosed)
 }
 
 fn envoy_yaml(listener_port: u16, mocks: &[(&str, SocketAddr)]) -> String {
+    let addr_of = |name: &str| mocks.iter().find(|(n, _)| *n == name).unwrap().1;
     let providers: Vec<Value> = PROVIDERS
         .iter()
         .map(|(name, kind, model, key, _)| {
-            let addr = mocks.iter().find(|(n, _)| n == name).unwrap().1;
-            serde_json::json!({"name": name, "kind": kind, "model": model, "authority": addr.to_string(), "api_key": key})
+            serde_json::json!({"name": name, "kind": kind, "model": model, "authority": addr_of(name).to_string(), "api_key": key})
         })
         .collect();
     let adapter =
         serde_json::json!({"backend": "cost-optimized-llm", "providers": providers}).to_string();
-    let endpoints: String = (0..3)
-        .map(|priority| {
-            let hosts: String = PROVIDERS
-                .iter()
-                .filter(|p| p.4 == priority)
-                .map(|(name, ..)| {
-                    let addr = mocks.iter().find(|(n, _)| n == name).unwrap().1;
-                    format!(
-                        "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          metadata: {{ filter_metadata: {{ tollgate: {{ provider: {name} }} }} }}\n",
-                        addr.port()
-                    )
-                })
-                .collect();
-            format!("      - priority: {priority}\n        lb_endpoints:\n{hosts}")
-        })
-        .collect();
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-static_resources:
-  listeners:
-  - name: llm
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listener_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: llm
-          route_config:
-            virtual_hosts:
-            - name: llm
-              domains: ["*"]
-              routes:
-              - match:
-                  prefix: "/"
-                  headers: [{{ name: x-tollgate-backend, string_match: {{ exact: claude-only }} }}]
-                route: {{ cluster: claude-only, timeout: 30s }}
-              - match: {{ prefix: "/" }}
-                route:
-                  cluster: cost-optimized-llm
-                  timeout: 30s
-                  retry_policy:
-                    retry_on: "5xx,reset,connect-failure,retriable-status-codes"
-                    retriable_status_codes: [429]
-                    num_retries: 3
-                    per_try_timeout: 10s
-                    retry_priority:
-                      name: envoy.retry_priorities.previous_priorities
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
-                        update_frequency: 1
-                    retry_host_predicate:
-                    - name: envoy.retry_host_predicates.previous_hosts
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
-          http_filters:
-{router}          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  - name: plain
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {plain_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: plain
-          route_config:
-            virtual_hosts:
-            - name: plain
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: plain-anthropic, timeout: 30s }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-  - name: plain-anthropic
-    connect_timeout: 0.5s
-    type: STATIC
-    load_assignment:
-      cluster_name: plain-anthropic
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {anthropic_port} }} }} }}
-  - name: claude-only
-    connect_timeout: 0.5s
-    type: STATIC
-    load_assignment:
-      cluster_name: claude-only
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {anthropic_port} }} }} }}
-          metadata: {{ filter_metadata: {{ tollgate: {{ provider: claude-haiku }} }} }}
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http_protocol_options: {{}} }}
-        http_filters:
-{adapter}        - name: envoy.filters.http.upstream_codec
-          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec }}
-  - name: cost-optimized-llm
-    connect_timeout: 0.5s
-    type: STATIC
-    load_assignment:
-      cluster_name: cost-optimized-llm
-      endpoints:
-{endpoints}    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http_protocol_options: {{}} }}
-        http_filters:
-{adapter}        - name: envoy.filters.http.upstream_codec
-          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec }}
-"#,
-        router = wasm_filter("router", ROUTER_CONFIG, "          "),
-        plain_port = listener_port + 1,
-        anthropic_port = mocks
-            .iter()
-            .find(|(n, _)| *n == "claude-haiku")
-            .unwrap()
-            .1
-            .port(),
-        adapter = wasm_filter("adapter", &adapter, "        "),
-    )
+    let cost_optimized = PROVIDERS.iter().fold(
+        Cluster::new("cost-optimized-llm").connect_timeout("0.5s"),
+        |cluster, (name, .., priority)| cluster.provider(*priority, name, addr_of(name).port()),
+    );
+    let anthropic_port = addr_of("claude-haiku").port();
+    Bootstrap::new()
+        .listener(
+            Listener::new("llm", listener_port)
+                .route(
+                    Route::to_cluster("claude-only", "30s")
+                        .header_exact("x-tollgate-backend", "claude-only"),
+                )
+                .route(
+                    Route::to_cluster("cost-optimized-llm", "30s")
+                        .retry(Retry::across_priorities().skipping_previous_hosts()),
+                )
+                .filter(plugin("router", ROUTER_CONFIG)),
+        )
+        .listener(
+            Listener::new("plain", listener_port + 1)
+                .route(Route::to_cluster("plain-anthropic", "30s")),
+        )
+        .cluster(
+            Cluster::new("plain-anthropic")
+                .connect_timeout("0.5s")
+                .endpoint(anthropic_port),
+        )
+        .cluster(
+            Cluster::new("claude-only")
+                .connect_timeout("0.5s")
+                .provider(0, "claude-haiku", anthropic_port)
+                .upstream_filter(plugin("adapter", &adapter)),
+        )
+        .cluster(cost_optimized.upstream_filter(plugin("adapter", &adapter)))
+        .render()
 }
 
 /// A free port whose successor is free too (the plain listener uses it).
@@ -486,93 +381,26 @@ fn the_model_picks_the_backend_whatever_the_priority_groups_say() {
 // Every attempt standing alone, keys from the environment, encodings and answers the adapter
 // cannot read: one cluster whose priority groups mix translated and passthrough providers.
 
-/// A wasm filter whose VM sees the environment variables `env_keys` (Envoy's
-/// `vm_config.environment_variables.host_env_keys`).
-fn wasm_filter_with_env(
-    root_id: &str,
-    configuration: &str,
-    env_keys: &[&str],
-    indent: &str,
-) -> String {
-    let keys = env_keys.join(", ");
-    wasm_filter(root_id, configuration, indent).replace(
-        &format!("{indent}        runtime: envoy.wasm.runtime.v8\n"),
-        &format!(
-            "{indent}        runtime: envoy.wasm.runtime.v8\n{indent}        environment_variables: {{ host_env_keys: [{keys}] }}\n"
-        ),
-    )
-}
-
-/// One listener, one cluster `chain` with one endpoint per priority, in order.
+/// One listener, one cluster `chain` with one endpoint per priority, in order; the plugins'
+/// VMs see the environment variables `env_keys`.
 fn chain_yaml(
     listener_port: u16,
     endpoints: &[(&str, SocketAddr)],
     adapter: &str,
     env_keys: &[&str],
 ) -> String {
-    let endpoints: String = endpoints
-        .iter()
-        .enumerate()
-        .map(|(priority, (name, addr))| {
-            format!(
-                "      - priority: {priority}\n        lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n          metadata: {{ filter_metadata: {{ tollgate: {{ provider: {name} }} }} }}\n",
-                addr.port()
-            )
-        })
-        .collect();
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-static_resources:
-  listeners:
-  - name: llm
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listener_port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: llm
-          route_config:
-            virtual_hosts:
-            - name: llm
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route:
-                  cluster: chain
-                  timeout: 30s
-                  retry_policy:
-                    retry_on: "5xx,reset,connect-failure,retriable-status-codes"
-                    retriable_status_codes: [429]
-                    num_retries: 3
-                    per_try_timeout: 10s
-                    retry_priority:
-                      name: envoy.retry_priorities.previous_priorities
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
-                        update_frequency: 1
-          http_filters:
-{router}          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-  - name: chain
-    connect_timeout: 0.5s
-    type: STATIC
-    load_assignment:
-      cluster_name: chain
-      endpoints:
-{endpoints}    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http_protocol_options: {{}} }}
-        http_filters:
-{adapter}        - name: envoy.filters.http.upstream_codec
-          typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec }}
-"#,
-        router = wasm_filter_with_env("router", "{}", env_keys, "          "),
-        adapter = wasm_filter_with_env("adapter", adapter, env_keys, "        "),
-    )
+    let chain = endpoints.iter().zip(0..).fold(
+        Cluster::new("chain").connect_timeout("0.5s"),
+        |cluster, ((name, addr), priority)| cluster.provider(priority, name, addr.port()),
+    );
+    Bootstrap::new()
+        .listener(
+            Listener::new("llm", listener_port)
+                .route(Route::to_cluster("chain", "30s").retry(Retry::across_priorities()))
+                .filter(plugin("router", "{}").env_keys(env_keys)),
+        )
+        .cluster(chain.upstream_filter(plugin("adapter", adapter).env_keys(env_keys)))
+        .render()
 }
 
 fn mock_named(kind: Kind, name: &str, key: Option<&str>, faults: InstanceFaults) -> MockHandle {
