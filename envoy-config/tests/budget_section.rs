@@ -124,6 +124,15 @@ fn a_cost_bucket_counts_micro_usd_priced_by_the_table() {
         .find(|p| p.model == "gpt-4o-mini")
         .unwrap();
     assert_eq!((mini.input, mini.output), (150_000, 600_000));
+    let haiku = config
+        .prices
+        .iter()
+        .find(|p| p.model == "claude-3-5-haiku-20241022")
+        .unwrap();
+    assert_eq!(
+        (haiku.cached_input, haiku.cache_write),
+        (Some(30_000), Some(300_000))
+    );
 }
 
 const ROUTES: &str = r#"

@@ -152,28 +152,13 @@ pub fn service_manifests(plan: &Plan) -> Option<Vec<Value>> {
 }
 
 /// The pricing table in micro-USD per million tokens, one row per model (the dearest when
-/// two providers price one model).
+/// two providers price one model), made by core so the budget charges what the metrics count.
 fn prices(plan: &Plan) -> Vec<ModelPrice> {
-    let micro = |usd: f64| (usd * 1_000_000.0).round().max(0.0) as u64;
-    let mut by_model: BTreeMap<String, ModelPrice> = BTreeMap::new();
-    for price in &plan.metrics.prices {
-        let row = ModelPrice {
-            model: price.model.clone(),
-            input: micro(price.input),
-            output: micro(price.output),
-            cached_input: price.cached_input.map(micro),
-        };
-        by_model
-            .entry(price.model.clone())
-            .and_modify(|known| {
-                known.input = known.input.max(row.input);
-                known.output = known.output.max(row.output);
-                known.cached_input = match (known.cached_input, row.cached_input) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-            })
-            .or_insert(row);
-    }
-    by_model.into_values().collect()
+    let rows: Vec<_> = plan
+        .metrics
+        .prices
+        .iter()
+        .map(|p| p.to_model_price())
+        .collect();
+    tollgate_core::pricing::budget_prices(&rows)
 }

@@ -20,7 +20,8 @@ pub struct Price {
     /// USD per million prompt tokens read from the provider's prompt cache (default: input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<f64>,
-    /// USD per million prompt tokens written to the prompt cache (default: input).
+    /// USD per million prompt tokens written to the prompt cache (default: 1.25 × input for
+    /// `anthropic`, input for the others; see `tollgate_core::pricing::PicoPrices::from_usd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
 }

@@ -35,6 +35,7 @@ fn decisions(c: &mut Criterion) {
         input_tokens: 10,
         output_tokens: 2,
         cached_input_tokens: 0,
+        cache_write_tokens: 0,
     };
     let mut group = c.benchmark_group("budget");
     group.bench_function("reserve_and_settle", |b| {

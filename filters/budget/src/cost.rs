@@ -1,109 +1,30 @@
 //! What a request costs in each bucket's unit, and how much output a bucket can still pay for.
 //!
-//! Dollar amounts are integers: prices are micro-USD per million tokens, so the cost of `n`
-//! tokens in micro-USD is `n × price / 10⁶`, rounded up (a budget never undercounts).
+//! Built on core's pricing (`tollgate_core::pricing`), which the metrics stage counts with: the
+//! same table lookup, the same split of usage into billed categories and the same exact cost in
+//! pico-USD. The budget's one rule on top: a charge is that cost rounded **up** to whole
+//! micro-USD, so a bucket never undercounts.
 
-use tollgate_core::config::budget::{BudgetUnit, ModelPrice};
-use tollgate_core::usage::TokenUsage;
+use tollgate_core::config::budget::BudgetUnit;
+use tollgate_core::pricing::{cost_pico_usd, BilledTokens, PicoPrices, PriceTable, PICO_PER_MICRO};
 
-/// A model's prices (micro-USD per million tokens).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Price {
-    /// Input tokens.
-    pub input: u64,
-    /// Output tokens.
-    pub output: u64,
-    /// Cached input tokens.
-    pub cached_input: u64,
-}
-
-impl From<&ModelPrice> for Price {
-    fn from(p: &ModelPrice) -> Self {
-        Price {
-            input: p.input,
-            output: p.output,
-            cached_input: p.cached_input.unwrap_or(p.input),
-        }
-    }
-}
-
-impl Price {
-    /// The dearest of each price: what a request is reserved at when its model has no price
-    /// (an alias, a model a failover may change), so the reservation covers any of them.
-    pub fn dearest(prices: &[ModelPrice]) -> Price {
-        prices
-            .iter()
-            .map(Price::from)
-            .fold(Price::default(), |a, p| Price {
-                input: a.input.max(p.input),
-                output: a.output.max(p.output),
-                cached_input: a.cached_input.max(p.cached_input),
-            })
-    }
-
-    /// The price of `model`, if the table has it; a dated snapshot (`gpt-4o-mini-2024-07-18`)
-    /// takes the price of its model (the longest listed name it extends with `-`).
-    pub fn of(prices: &[ModelPrice], model: &str) -> Option<Price> {
-        prices
-            .iter()
-            .find(|p| p.model == model)
-            .or_else(|| {
-                prices
-                    .iter()
-                    .filter(|p| {
-                        model
-                            .strip_prefix(p.model.as_str())
-                            .is_some_and(|rest| rest.starts_with('-'))
-                    })
-                    .max_by_key(|p| p.model.len())
-            })
-            .map(Price::from)
-    }
-}
-
-/// Tokens a request uses, kept apart as providers bill them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tokens {
-    /// Input tokens, cached ones included.
-    pub input: u64,
-    /// The cached part of `input`.
-    pub cached_input: u64,
-    /// Output tokens.
-    pub output: u64,
-}
-
-impl From<TokenUsage> for Tokens {
-    fn from(u: TokenUsage) -> Self {
-        Tokens {
-            input: u.input_tokens,
-            cached_input: u.cached_input_tokens.min(u.input_tokens),
-            output: u.output_tokens,
-        }
-    }
-}
-
-impl Tokens {
-    /// Input + output.
-    pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output)
-    }
+/// The dearest of each price in `table`: what a request is reserved at when its model has no
+/// price (an alias, a model a failover may change), so the reservation covers any of them.
+pub fn dearest(table: &PriceTable) -> PicoPrices {
+    table.rows().fold(PicoPrices::default(), PicoPrices::max)
 }
 
 fn to_level(n: u128) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Micro-USD for `tokens` at `price`, rounded up.
-pub fn micro_usd(tokens: &Tokens, price: &Price) -> u64 {
-    let uncached = u128::from(tokens.input.saturating_sub(tokens.cached_input));
-    let pico = uncached * u128::from(price.input)
-        + u128::from(tokens.cached_input) * u128::from(price.cached_input)
-        + u128::from(tokens.output) * u128::from(price.output);
-    u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+/// Micro-USD for `tokens` at `price`: core's exact cost, rounded up.
+pub fn micro_usd(tokens: &BilledTokens, price: &PicoPrices) -> u64 {
+    u64::try_from(cost_pico_usd(price, tokens).div_ceil(PICO_PER_MICRO)).unwrap_or(u64::MAX)
 }
 
 /// What `tokens` cost in a bucket of `unit`.
-pub fn amount(unit: BudgetUnit, tokens: &Tokens, price: &Price) -> i64 {
+pub fn amount(unit: BudgetUnit, tokens: &BilledTokens, price: &PicoPrices) -> i64 {
     match unit {
         BudgetUnit::Tokens => to_level(u128::from(tokens.total())),
         BudgetUnit::Requests => 1,
@@ -112,12 +33,13 @@ pub fn amount(unit: BudgetUnit, tokens: &Tokens, price: &Price) -> i64 {
 }
 
 /// The most output tokens (at most `want`) a bucket holding `available` can pay for on top of
-/// `input` tokens; `None` when it cannot pay for `min` of them (`min` is lowered to `want`).
+/// `input` (uncached) tokens; `None` when it cannot pay for `min` of them (`min` is lowered to
+/// `want`).
 pub fn fit(
     unit: BudgetUnit,
     available: i64,
     input: u64,
-    price: &Price,
+    price: &PicoPrices,
     want: u64,
     min: u64,
 ) -> Option<u64> {
@@ -131,24 +53,20 @@ pub fn fit(
             u64::try_from(room).ok()?
         }
         BudgetUnit::MicroUsd => {
-            let input_cost = amount(
-                unit,
-                &Tokens {
-                    input,
-                    ..Tokens::default()
-                },
-                price,
-            );
-            if available < input_cost {
+            let prompt = BilledTokens {
+                input,
+                ..BilledTokens::default()
+            };
+            if available < amount(unit, &prompt, price) {
                 return None;
             }
             if price.output == 0 {
                 want
             } else {
-                // Largest n with ceil((in_pico + n × out) / 10⁶) <= available.
-                let budget_pico = u128::try_from(available).unwrap_or(0) * 1_000_000;
-                let in_pico = u128::from(input) * u128::from(price.input);
-                let room = budget_pico.saturating_sub(in_pico) / u128::from(price.output);
+                // Largest n with ceil((prompt + n × out) / 10⁶) <= available.
+                let budget_pico = u128::try_from(available).unwrap_or(0) * PICO_PER_MICRO;
+                let room = budget_pico.saturating_sub(cost_pico_usd(price, &prompt))
+                    / u128::from(price.output);
                 u64::try_from(room).unwrap_or(u64::MAX)
             }
         }
@@ -159,41 +77,40 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_core::config::budget::ModelPrice;
+    use tollgate_core::usage::TokenUsage;
 
-    const MINI: Price = Price {
+    const MINI: PicoPrices = PicoPrices {
         input: 150_000,
         output: 600_000,
         cached_input: 75_000,
+        cache_write: 150_000,
     };
+
+    fn billed(input: u64, cached: u64, written: u64, output: u64) -> BilledTokens {
+        BilledTokens::from_usage(&TokenUsage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+            cache_write_tokens: written,
+        })
+    }
 
     #[test]
     fn a_million_tokens_cost_the_price_per_million() {
-        let t = Tokens {
-            input: 1_000_000,
-            cached_input: 0,
-            output: 1_000_000,
-        };
+        let t = billed(1_000_000, 0, 0, 1_000_000);
         assert_eq!(micro_usd(&t, &MINI), 750_000); // $0.15 + $0.60
     }
 
     #[test]
     fn cached_input_is_priced_apart_and_fractions_round_up() {
-        let t = Tokens {
-            input: 10,
-            cached_input: 4,
-            output: 1,
-        };
         // 6 × 0.15 + 4 × 0.075 + 1 × 0.6 = 1.8 micro-USD → 2.
-        assert_eq!(micro_usd(&t, &MINI), 2);
+        assert_eq!(micro_usd(&billed(10, 4, 0, 1), &MINI), 2);
     }
 
     #[test]
     fn tokens_buckets_count_input_and_output_and_request_buckets_count_one() {
-        let t = Tokens {
-            input: 10,
-            cached_input: 4,
-            output: 5,
-        };
+        let t = billed(10, 4, 3, 5);
         assert_eq!(amount(BudgetUnit::Tokens, &t, &MINI), 15);
         assert_eq!(amount(BudgetUnit::Requests, &t, &MINI), 1);
     }
@@ -218,21 +135,13 @@ mod tests {
         // 1000 input tokens = 150 micro-USD; 60 left buy 100 output tokens at 0.6 each.
         let out = fit(BudgetUnit::MicroUsd, 210, 1_000, &MINI, 4096, 1).unwrap();
         assert_eq!(out, 100);
-        let cost = micro_usd(
-            &Tokens {
-                input: 1_000,
-                cached_input: 0,
-                output: out,
-            },
-            &MINI,
-        );
-        assert!(cost <= 210);
+        assert!(micro_usd(&billed(1_000, 0, 0, out), &MINI) <= 210);
         assert_eq!(fit(BudgetUnit::MicroUsd, 149, 1_000, &MINI, 4096, 1), None);
     }
 
     #[test]
     fn free_models_never_clamp_a_dollar_bucket() {
-        let free = Price::default();
+        let free = PicoPrices::default();
         assert_eq!(
             fit(BudgetUnit::MicroUsd, 0, 1_000, &free, 4096, 1),
             Some(4096)
@@ -241,31 +150,35 @@ mod tests {
 
     #[test]
     fn unknown_models_are_reserved_at_the_dearest_price() {
-        let table = vec![
+        let table = PriceTable::of_models(&[
             ModelPrice {
                 model: "a".into(),
                 input: 1,
                 output: 9,
                 cached_input: None,
+                cache_write: Some(7),
             },
             ModelPrice {
                 model: "b".into(),
                 input: 5,
                 output: 2,
                 cached_input: Some(1),
+                cache_write: None,
             },
-        ];
+        ])
+        .unwrap();
         assert_eq!(
-            Price::dearest(&table),
-            Price {
+            dearest(&table),
+            PicoPrices {
                 input: 5,
                 output: 9,
-                cached_input: 1
+                cached_input: 1,
+                cache_write: 7,
             }
         );
-        assert_eq!(Price::of(&table, "a").unwrap().cached_input, 1);
-        assert_eq!(Price::of(&table, "c"), None);
-        assert_eq!(Price::of(&table, "a-2024-07-18").unwrap().output, 9);
-        assert_eq!(Price::of(&table, "ab"), None);
+        assert_eq!(table.price_of_model("a").unwrap().cached_input, 1);
+        assert_eq!(table.price_of_model("c"), None);
+        assert_eq!(table.price_of_model("a-2024-07-18").unwrap().output, 9);
+        assert_eq!(table.price_of_model("ab"), None);
     }
 }

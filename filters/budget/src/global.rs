@@ -10,10 +10,10 @@
 //!   reservation, once (a second commit or release of the id does nothing).
 //! - `POST /v1/release` [`ReleaseRequest`] → [`SettleResponse`]: the reservation is given back.
 
-use crate::cost::{Price, Tokens};
 use crate::{Account, Budget, RateHeaders, Refusal, Reservation, Reserve};
 use serde::{Deserialize, Serialize};
 use tollgate_core::config::budget::BucketLimit;
+use tollgate_core::pricing::{BilledTokens, PicoPrices};
 use tollgate_core::stage::Callout;
 use tollgate_core::usage::TokenUsage;
 
@@ -27,7 +27,7 @@ pub const RELEASE_PATH: &str = "/v1/release";
 /// generator's longest route timeout is 300 s; streams may idle as long again).
 pub const RESERVATION_TTL_MS: u64 = 900_000;
 
-/// Prices on the wire (micro-USD per million tokens).
+/// Prices on the wire (micro-USD per million tokens = pico-USD per token).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WirePrice {
     /// Input.
@@ -36,14 +36,29 @@ pub struct WirePrice {
     pub output: u64,
     /// Cached input.
     pub cached_input: u64,
+    /// Prompt-cache writes (absent from an older filter, which sends no writes either).
+    #[serde(default)]
+    pub cache_write: u64,
 }
 
-impl From<Price> for WirePrice {
-    fn from(p: Price) -> Self {
+impl From<PicoPrices> for WirePrice {
+    fn from(p: PicoPrices) -> Self {
         WirePrice {
             input: p.input,
             output: p.output,
             cached_input: p.cached_input,
+            cache_write: p.cache_write,
+        }
+    }
+}
+
+impl From<WirePrice> for PicoPrices {
+    fn from(p: WirePrice) -> Self {
+        PicoPrices {
+            input: p.input,
+            output: p.output,
+            cached_input: p.cached_input,
+            cache_write: p.cache_write,
         }
     }
 }
@@ -133,10 +148,13 @@ pub enum ReserveResponse {
 pub struct CommitRequest {
     /// Reservation id.
     pub id: String,
-    /// Input tokens, cached included.
+    /// Input tokens, cache reads and writes included.
     pub input: u64,
-    /// Cached input tokens.
+    /// Cached input tokens (cache reads).
     pub cached_input: u64,
+    /// Prompt-cache writes (absent from an older filter: none).
+    #[serde(default)]
+    pub cache_write: u64,
     /// Output tokens.
     pub output: u64,
     /// Price of the serving model.
@@ -215,11 +233,7 @@ impl Budget {
             return None;
         }
         let answer: ReserveResponse = serde_json::from_slice(body).ok()?;
-        let price = Price {
-            input: request.price.input,
-            output: request.price.output,
-            cached_input: request.price.cached_input,
-        };
+        let price = PicoPrices::from(request.price);
         Some(match answer {
             ReserveResponse::Admitted {
                 id,
@@ -227,10 +241,10 @@ impl Budget {
                 headers,
             } => Reserve::Admitted(Reservation {
                 holds: Vec::new(),
-                estimate: Tokens {
+                estimate: BilledTokens {
                     input: request.input,
-                    cached_input: 0,
                     output: output.min(request.want),
+                    ..BilledTokens::default()
                 },
                 price,
                 headers: headers.map(RateHeaders::from),
@@ -271,14 +285,13 @@ impl Budget {
         let id = reservation.global_id.clone()?;
         let body = match usage {
             Some(u) => {
-                let price = serving_model
-                    .and_then(|m| Price::of(&self.config.prices, m))
-                    .unwrap_or(reservation.price);
-                let t = Tokens::from(u);
+                let price = self.charge_price(serving_model, reservation);
+                let t = BilledTokens::from_usage(&u);
                 let request = CommitRequest {
                     id,
-                    input: t.input,
+                    input: t.prompt(),
                     cached_input: t.cached_input,
+                    cache_write: t.cache_write,
                     output: t.output,
                     price: price.into(),
                 };
@@ -368,8 +381,8 @@ mod tests {
         let b = budget();
         let res = Reservation {
             holds: vec![],
-            estimate: Tokens::default(),
-            price: Price::default(),
+            estimate: BilledTokens::default(),
+            price: PicoPrices::default(),
             headers: None,
             global_id: Some("9".into()),
         };
@@ -377,14 +390,16 @@ mod tests {
             input_tokens: 5,
             output_tokens: 6,
             cached_input_tokens: 2,
+            cache_write_tokens: 1,
         };
         let (path, body) = b.settle_request(&res, Some(usage), None).unwrap();
         assert_eq!(path, COMMIT_PATH);
         let commit: CommitRequest = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            (commit.input, commit.cached_input, commit.output),
-            (5, 2, 6)
+            (commit.input, commit.cached_input, commit.cache_write),
+            (5, 2, 1)
         );
+        assert_eq!(commit.output, 6);
         let (path, body) = b.settle_request(&res, None, None).unwrap();
         assert_eq!(path, RELEASE_PATH);
         assert_eq!(

@@ -21,12 +21,13 @@ pub mod global;
 pub mod ledger;
 
 use bucket::BucketState;
-use cost::{amount, fit, Price, Tokens};
+use cost::{amount, fit};
 use ledger::{Handle, Ledger, LedgerError};
 use tollgate_core::config::budget::{BucketLimit, BudgetConfig, BudgetUnit};
 use tollgate_core::errors::{OpenAiError, OpenAiErrorBody};
 use tollgate_core::facts::{Answerer, ResponseFacts};
 use tollgate_core::names::budget as names;
+use tollgate_core::pricing::{BilledTokens, PicoPrices, PriceError, PriceTable};
 use tollgate_core::stage::{LocalReply, SharedStore};
 
 /// A configuration the stage refuses, with the field at fault.
@@ -202,9 +203,9 @@ pub struct Reservation {
     /// What was taken, per account.
     pub holds: Vec<Hold>,
     /// The input estimate and the granted output cap.
-    pub estimate: Tokens,
+    pub estimate: BilledTokens,
     /// The price it was reserved at.
-    pub price: Price,
+    pub price: PicoPrices,
     /// The rate-limit headers for the answer.
     pub headers: Option<RateHeaders>,
     /// Global tier: the budget service's reservation id (settled by id, not by holds).
@@ -275,9 +276,9 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settlement {
     /// Tokens reserved.
-    pub reserved: Tokens,
-    /// Tokens charged in the end.
-    pub charged: Tokens,
+    pub reserved: BilledTokens,
+    /// Tokens charged in the end, by billed category.
+    pub charged: BilledTokens,
     /// Micro-USD reserved.
     pub reserved_usd: u64,
     /// Micro-USD charged.
@@ -295,7 +296,8 @@ pub struct Budget {
     pub config: BudgetConfig,
     /// The policies.
     pub policies: Vec<Policy>,
-    dearest: Price,
+    prices: PriceTable,
+    dearest: PicoPrices,
 }
 
 fn err(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -371,17 +373,17 @@ impl Budget {
                 buckets: policy.buckets.clone(),
             });
         }
-        for (i, price) in config.prices.iter().enumerate() {
-            if config.prices[..i].iter().any(|o| o.model == price.model) {
-                return Err(err(
-                    format!("prices[{i}].model"),
-                    format!("model {:?} is priced twice", price.model),
-                ));
-            }
-        }
+        let prices = PriceTable::of_models(&config.prices).map_err(|e| match e {
+            PriceError::Duplicate { index, model, .. } => err(
+                format!("prices[{index}].model"),
+                format!("model {model:?} is priced twice"),
+            ),
+            other => err("prices", other.to_string()),
+        })?;
         Ok(Self {
             config: config.clone(),
-            dearest: Price::dearest(&config.prices),
+            dearest: cost::dearest(&prices),
+            prices,
             policies,
         })
     }
@@ -455,11 +457,23 @@ impl Budget {
         (input, output)
     }
 
-    /// The price a request for `model` is reserved at.
-    pub fn price_of(&self, model: Option<&str>) -> Price {
+    /// The price a request for `model` is reserved at: the model's (core's lookup, dated
+    /// snapshots included), else the dearest of the table.
+    pub fn price_of(&self, model: Option<&str>) -> PicoPrices {
         model
-            .and_then(|m| Price::of(&self.config.prices, m))
+            .and_then(|m| self.prices.price_of_model(m))
             .unwrap_or(self.dearest)
+    }
+
+    /// The price real usage is charged at: the serving model's, else the reservation's.
+    pub fn charge_price(
+        &self,
+        serving_model: Option<&str>,
+        reservation: &Reservation,
+    ) -> PicoPrices {
+        serving_model
+            .and_then(|m| self.prices.price_of_model(m))
+            .unwrap_or(reservation.price)
     }
 
     /// Reserves input + output in every bucket of every account, the output clamped to what
@@ -512,10 +526,10 @@ impl Budget {
                         false,
                     );
                 }
-                let tokens = Tokens {
+                let tokens = BilledTokens {
                     input,
-                    cached_input: 0,
                     output: g,
+                    ..BilledTokens::default()
                 };
                 let mut amounts = Vec::with_capacity(limits.len());
                 let mut tight = None;
@@ -542,10 +556,10 @@ impl Budget {
                 Ok((Ok((g, amounts, tight)), handle)) => {
                     if g < granted {
                         // A later account clamps harder: the earlier ones give the difference back.
-                        let smaller = Tokens {
+                        let smaller = BilledTokens {
                             input,
-                            cached_input: 0,
                             output: g,
+                            ..BilledTokens::default()
                         };
                         for hold in &mut holds {
                             let Some(acc) = accounts.get(hold.account) else {
@@ -582,10 +596,10 @@ impl Budget {
         }
         Reserve::Admitted(Reservation {
             holds,
-            estimate: Tokens {
+            estimate: BilledTokens {
                 input,
-                cached_input: 0,
                 output: granted,
+                ..BilledTokens::default()
             },
             price,
             headers,
@@ -648,10 +662,8 @@ impl Budget {
                 s.charged_usd = s.reserved_usd;
             }
             Outcome::Usage(usage) => {
-                let actual = Tokens::from(usage);
-                let price = serving_model
-                    .and_then(|m| Price::of(&self.config.prices, m))
-                    .unwrap_or(reservation.price);
+                let actual = BilledTokens::from_usage(&usage);
+                let price = self.charge_price(serving_model, reservation);
                 s.charged = actual;
                 s.charged_usd = cost::micro_usd(&actual, &price);
                 s.overshoot = actual.total().saturating_sub(reserved.total());
@@ -688,14 +700,14 @@ fn refusal(
     buckets: &[BucketState],
     input: u64,
     min_output: u64,
-    price: &Price,
+    price: &PicoPrices,
     refused: usize,
     now: u64,
 ) -> Refusal {
-    let least = Tokens {
+    let least = BilledTokens {
         input,
-        cached_input: 0,
         output: min_output,
+        ..BilledTokens::default()
     };
     let mut retry: Option<u64> = Some(0);
     let mut headers = None;

@@ -90,6 +90,7 @@ fn usage(input: u64, output: u64) -> Outcome {
         input_tokens: input,
         output_tokens: output,
         cached_input_tokens: 0,
+        cache_write_tokens: 0,
     })
 }
 
@@ -265,6 +266,7 @@ fn which_answers_refund_which_charge_and_which_stay_charged() {
         input_tokens: 1,
         output_tokens: 2,
         cached_input_tokens: 0,
+        cache_write_tokens: 0,
     };
     let cases: Vec<(&str, ResponseFacts, Outcome)> = vec![
         (
@@ -360,6 +362,7 @@ fn mini() -> ModelPrice {
         input: 150_000,
         output: 600_000,
         cached_input: Some(75_000),
+        cache_write: None,
     }
 }
 
@@ -384,6 +387,7 @@ fn dollars(micro: u64) -> BudgetConfig {
                 input: 2_500_000,
                 output: 10_000_000,
                 cached_input: None,
+                cache_write: None,
             },
         ],
         ..BudgetConfig::default()
@@ -422,6 +426,7 @@ fn a_dollar_bucket_reserves_at_the_model_price_and_charges_cached_input_apart() 
             input_tokens: 1_000,
             output_tokens: 100,
             cached_input_tokens: 600,
+            cache_write_tokens: 0,
         }),
         Some("gpt-4o-mini"),
         1,
@@ -429,6 +434,29 @@ fn a_dollar_bucket_reserves_at_the_model_price_and_charges_cached_input_apart() 
     // 400 × 0.15 + 600 × 0.075 + 100 × 0.6 = 60 + 45 + 60 = 165.
     assert_eq!(s.charged_usd, 165);
     assert_eq!(s.reserved_usd, 750);
+}
+
+#[test]
+fn dated_snapshots_take_their_models_price_and_other_variants_the_dearest() {
+    let b = Budget::new(&dollars(1_000)).unwrap();
+    let mini = b.price_of(Some("gpt-4o-mini"));
+    assert_eq!((mini.input, mini.cached_input), (150_000, 75_000));
+    assert_eq!(b.price_of(Some("gpt-4o-mini-2024-07-18")), mini);
+    // Not a snapshot of gpt-4o (nor of gpt-4o-mini): priced as the dearest row, never less.
+    let dearest = b.price_of(None);
+    assert_eq!((dearest.input, dearest.output), (2_500_000, 10_000_000));
+    assert_eq!(b.price_of(Some("gpt-4o-mini-tts")), dearest);
+}
+
+#[test]
+fn a_model_priced_twice_is_refused_with_its_row() {
+    let mut config = dollars(1_000);
+    config.prices.push(mini());
+    let e = Budget::new(&config).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "budget.prices[2].model: model \"gpt-4o-mini\" is priced twice"
+    );
 }
 
 #[test]

@@ -107,6 +107,8 @@ impl Entry {
             input_tokens: r.u64()?,
             output_tokens: r.u64()?,
             cached_input_tokens: r.u64()?,
+            // Not stored (TGC2 layout): what a hit saved prices the writes as input.
+            cache_write_tokens: 0,
         };
         let model_len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
         let model = String::from_utf8(r.take(model_len)?.to_vec()).ok();
@@ -239,6 +241,7 @@ mod tests {
                 input_tokens: 12,
                 output_tokens: 5,
                 cached_input_tokens: 0,
+                cache_write_tokens: 0,
             }),
             model: Some("gpt-4o-mini".into()),
             provider: Some("gpt-4o-mini".into()),

@@ -178,7 +178,8 @@ mod tests {
                 Some(TokenUsage {
                     input_tokens: 12,
                     output_tokens: 3,
-                    cached_input_tokens: 4
+                    cached_input_tokens: 4,
+                    cache_write_tokens: 0
                 }),
                 "split at {split}"
             );

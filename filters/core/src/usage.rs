@@ -1,7 +1,10 @@
 //! Token usage: what every provider reports, in one shape, and its OpenAI rendering.
 //!
 //! The budget and metrics filters count these numbers, so every translated answer carries them
-//! in the OpenAI `usage` object, cached prompt tokens included.
+//! in the OpenAI `usage` object: cached prompt tokens in `prompt_tokens_details.cached_tokens`,
+//! prompt-cache writes in `prompt_tokens_details.cache_creation_tokens` (not OpenAI's: it has no
+//! cache writes; the name LiteLLM uses for Anthropic's, left out when 0), both also counted in
+//! `prompt_tokens`.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +17,9 @@ pub struct TokenUsage {
     pub output_tokens: u64,
     /// The part of `input_tokens` served from the provider's prompt cache.
     pub cached_input_tokens: u64,
+    /// The part of `input_tokens` written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`, billed above input); 0 for providers that do not report it.
+    pub cache_write_tokens: u64,
 }
 
 impl TokenUsage {
@@ -22,11 +28,17 @@ impl TokenUsage {
         OpenAiUsage {
             prompt_tokens: self.input_tokens,
             completion_tokens: self.output_tokens,
-            total_tokens: self.input_tokens + self.output_tokens,
+            total_tokens: self.total(),
             prompt_tokens_details: Some(PromptTokensDetails {
                 cached_tokens: self.cached_input_tokens,
+                cache_creation_tokens: self.cache_write_tokens,
             }),
         }
+    }
+
+    /// Prompt plus generated tokens (OpenAI's `total_tokens`; what a token budget counts).
+    pub fn total(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 
@@ -53,6 +65,13 @@ pub struct PromptTokensDetails {
     /// Prompt tokens read from the provider's cache.
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's cache (an extension; see the module doc).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_creation_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<OpenAiUsage> for TokenUsage {
@@ -61,6 +80,9 @@ impl From<OpenAiUsage> for TokenUsage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
             cached_input_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+            cache_write_tokens: u
+                .prompt_tokens_details
+                .map_or(0, |d| d.cache_creation_tokens),
         }
     }
 }
@@ -94,6 +116,7 @@ mod tests {
             input_tokens: 100,
             output_tokens: 7,
             cached_input_tokens: 60,
+            cache_write_tokens: 0,
         };
         let json = serde_json::to_value(usage.to_openai()).unwrap();
         assert_eq!(
@@ -111,7 +134,8 @@ mod tests {
             Some(TokenUsage {
                 input_tokens: 5,
                 output_tokens: 2,
-                cached_input_tokens: 0
+                cached_input_tokens: 0,
+                cache_write_tokens: 0
             })
         );
         assert_eq!(
@@ -119,5 +143,23 @@ mod tests {
             None
         );
         assert_eq!(usage_of_openai_document(br#"{"usage":null}"#), None);
+    }
+
+    #[test]
+    fn cache_writes_are_rendered_and_read_back_inside_prompt_tokens() {
+        // Anthropic: 12 uncached + 20 read + 3 written prompt tokens.
+        let usage = TokenUsage {
+            input_tokens: 35,
+            output_tokens: 4,
+            cached_input_tokens: 20,
+            cache_write_tokens: 3,
+        };
+        let json = serde_json::to_vec(&serde_json::json!({ "usage": usage.to_openai() })).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&json).unwrap()["usage"],
+            serde_json::json!({"prompt_tokens":35,"completion_tokens":4,"total_tokens":39,
+                "prompt_tokens_details":{"cached_tokens":20,"cache_creation_tokens":3}})
+        );
+        assert_eq!(usage_of_openai_document(&json), Some(usage));
     }
 }

@@ -91,7 +91,7 @@ pub struct LogRecord {
     pub model: String,
     /// The caller: JWT subject, else client key name; empty when anonymous.
     pub user: String,
-    /// Uncached prompt tokens.
+    /// Prompt tokens not read from the provider's cache (cache writes included).
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,

@@ -26,6 +26,16 @@ fn request(model: &str) -> RequestFacts {
 }
 
 fn answer(provider: &str, model: &str, usage: (u64, u64, u64)) -> ResponseFacts {
+    answer_writing(provider, model, usage, 0)
+}
+
+/// An answer whose prompt also wrote `written` tokens to the prompt cache.
+fn answer_writing(
+    provider: &str,
+    model: &str,
+    usage: (u64, u64, u64),
+    written: u64,
+) -> ResponseFacts {
     ResponseFacts {
         status: 200,
         provider: Some(provider.into()),
@@ -34,6 +44,7 @@ fn answer(provider: &str, model: &str, usage: (u64, u64, u64)) -> ResponseFacts 
             input_tokens: usage.0,
             output_tokens: usage.1,
             cached_input_tokens: usage.2,
+            cache_write_tokens: written,
         }),
         answered_by: Answerer::Upstream,
         ttfb_ms: Some(120),
@@ -76,6 +87,33 @@ fn an_upstream_answer_counts_request_tokens_cost_and_latencies_by_the_serving_pr
             "agentgateway_llm_time_to_first_token_ms{provider=openai,model=gpt-4o-mini} 120",
         ]
     );
+}
+
+#[test]
+fn anthropic_cache_writes_count_as_input_tokens_and_cost_the_write_price() {
+    // Anthropic reported input 1000, cache_read 2000, cache_creation 500, output 200 (the
+    // adapter's OpenAI usage: prompt_tokens 3500, cached_tokens 2000, cache_creation_tokens 500).
+    let mut r = recorder(MetricNaming::Agentgateway, 10);
+    let obs = r.finish(
+        &request("sonnet"),
+        &answer_writing(
+            "claude",
+            "claude-3-5-sonnet-20241022",
+            (3_500, 200, 2_000),
+            500,
+        ),
+        1_100,
+    );
+    let got = lines(&r, &obs);
+    let m = "provider=anthropic,model=claude-3-5-sonnet-20241022";
+    // 1000 × 3 + 2000 × 0.30 + 500 × 3.75 + 200 × 15 = 8475 µUSD (as plain input: 7975).
+    for line in [
+        format!("agentgateway_llm_tokens_total{{{m},direction=input}} 1500"),
+        format!("agentgateway_llm_tokens_total{{{m},direction=cached_input}} 2000"),
+        format!("agentgateway_llm_cost_micro_usd_total{{{m}}} 8475"),
+    ] {
+        assert!(got.contains(&line), "{line} not in {got:?}");
+    }
 }
 
 #[test]

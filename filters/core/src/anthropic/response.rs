@@ -54,7 +54,8 @@ pub(crate) struct AnthropicUsage {
 
 impl AnthropicUsage {
     /// Folds these counts into `usage`. Anthropic's `input_tokens` excludes cache reads and
-    /// writes; OpenAI's `prompt_tokens` includes them.
+    /// writes; OpenAI's `prompt_tokens` includes both, so `input_tokens` here is their sum and
+    /// the reads and writes are kept apart as parts of it (they are billed differently).
     pub(crate) fn apply_to(&self, usage: &mut TokenUsage, cache: &mut (u64, u64, u64)) {
         if let Some(n) = self.input_tokens {
             cache.0 = n;
@@ -70,6 +71,7 @@ impl AnthropicUsage {
         }
         usage.input_tokens = cache.0 + cache.1 + cache.2;
         usage.cached_input_tokens = cache.1;
+        usage.cache_write_tokens = cache.2;
     }
 }
 

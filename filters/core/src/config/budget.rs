@@ -106,19 +106,28 @@ pub enum BudgetUnit {
     MicroUsd,
 }
 
-/// A model's prices, in micro-USD per million tokens (= USD per token × 10¹²).
+/// A model's prices, in micro-USD per million tokens (= pico-USD per token, the unit of
+/// `tollgate_core::pricing::PicoPrices`). The generator writes these rows from the pricing
+/// table (`tollgate_core::pricing::budget_prices`: the dearest provider of each model, defaults
+/// resolved), so a bucket is charged what the metrics stage counts. A model also prices its
+/// dated snapshots (`gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     /// Model name as the client or the provider names it.
     pub model: String,
-    /// Input tokens.
+    /// Prompt tokens neither read from nor written to the prompt cache.
     pub input: u64,
     /// Output tokens.
     pub output: u64,
-    /// Cached input tokens; absent: the input price.
+    /// Prompt tokens read from the prompt cache; absent: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<u64>,
+    /// Prompt tokens written to the prompt cache (Anthropic `cache_creation_input_tokens`);
+    /// absent: the input price. A row has no provider, so the Anthropic default (1.25 × input)
+    /// is applied by the generator, which writes this price for every Anthropic model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<u64>,
 }
 
 /// The global tier's budget service.

@@ -93,7 +93,8 @@ pub struct TokenPrices {
     /// Prompt tokens read from the provider's prompt cache; `None`: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<f64>,
-    /// Prompt tokens written to the provider's prompt cache (Anthropic); `None`: the input price.
+    /// Prompt tokens written to the provider's prompt cache (Anthropic); `None`: the input price
+    /// (this is the price of unlisted models, whose provider is not known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
 }
@@ -114,7 +115,10 @@ pub struct ModelPrice {
     /// USD per million prompt tokens read from the prompt cache; `None`: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<f64>,
-    /// USD per million prompt tokens written to the prompt cache; `None`: the input price.
+    /// USD per million prompt tokens written to the prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`). `None`: 1.25 × the input price when `provider` is
+    /// `anthropic` (its 5-minute cache writes; 1-hour writes cost 2 × input: give the price),
+    /// else the input price (other providers do not bill writes apart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
 }

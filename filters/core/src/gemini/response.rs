@@ -100,6 +100,8 @@ impl From<UsageMetadata> for TokenUsage {
             input_tokens: u.prompt_token_count,
             output_tokens: u.candidates_token_count + u.thoughts_token_count,
             cached_input_tokens: u.cached_content_token_count,
+            // Gemini bills its context caches by storage time, not per write.
+            cache_write_tokens: 0,
         }
     }
 }

@@ -407,6 +407,7 @@ impl Stage for BudgetStage {
                     input_tokens: reservation.estimate.input,
                     output_tokens: reservation.estimate.output,
                     cached_input_tokens: 0,
+                    cache_write_tokens: 0,
                 }),
             };
             // Sent from on_log: Envoy 1.40 completes such a call after the stream is gone
@@ -450,7 +451,7 @@ impl Stage for BudgetStage {
         root.count(
             accounts,
             |m| m.charged_input,
-            s.charged.input - s.charged.cached_input,
+            s.charged.input + s.charged.cache_write,
         );
         root.count(accounts, |m| m.charged_cached, s.charged.cached_input);
         root.count(accounts, |m| m.charged_output, s.charged.output);
