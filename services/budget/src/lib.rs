@@ -155,7 +155,7 @@ async fn reserve(State(s): State<Service>, Json(request): Json<ReserveRequest>) 
     }
 }
 
-async fn settle(s: &Service, op: &OpCounters, id: &str, args: [String; 7]) -> Response {
+async fn settle(s: &Service, op: &OpCounters, id: &str, args: [String; 9]) -> Response {
     let started = Instant::now();
     let mut invocation = s.settle.prepare_invoke();
     invocation.arg(format!("{KEY_PREFIX}r:{id}"));
@@ -181,20 +181,23 @@ async fn settle(s: &Service, op: &OpCounters, id: &str, args: [String; 7]) -> Re
 }
 
 async fn commit(State(s): State<Service>, Json(r): Json<CommitRequest>) -> Response {
+    let cached = r.cached_input.min(r.input);
     let args = [
         "commit".to_string(),
         r.input.to_string(),
-        r.cached_input.min(r.input).to_string(),
+        cached.to_string(),
         r.output.to_string(),
         r.price.input.to_string(),
         r.price.output.to_string(),
         r.price.cached_input.to_string(),
+        r.cache_write.min(r.input - cached).to_string(),
+        r.price.cache_write.to_string(),
     ];
     settle(&s, &s.metrics.commit, &r.id, args).await
 }
 
 async fn release(State(s): State<Service>, Json(r): Json<ReleaseRequest>) -> Response {
-    let args = ["release", "0", "0", "0", "0", "0", "0"].map(str::to_string);
+    let args = ["release", "0", "0", "0", "0", "0", "0", "0", "0"].map(str::to_string);
     settle(&s, &s.metrics.release, &r.id, args).await
 }
 

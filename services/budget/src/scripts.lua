@@ -57,15 +57,19 @@ local function save(key, st, buckets, now)
   redis.call('SET', key, table.concat(parts, ';'), 'PX', idle + 60000)
 end
 
-local function cost(price, input, cached, output)
-  local pico = (input - cached) * price.input + cached * price.cached_input + output * price.output
+-- `input` holds every prompt token; `cached` (reads) and `written` (prompt-cache writes) are
+-- parts of it, each at its own price (tollgate_core::pricing::cost_pico_usd).
+local function cost(price, input, cached, output, written)
+  written = written or 0
+  local pico = (input - cached - written) * price.input + cached * price.cached_input
+    + written * (price.cache_write or price.input) + output * price.output
   return math.ceil(pico / 1000000)
 end
 
-local function amount(unit, price, input, cached, output)
+local function amount(unit, price, input, cached, output, written)
   if unit == 'tokens' then return input + output end
   if unit == 'requests' then return 1 end
-  return cost(price, input, cached, output)
+  return cost(price, input, cached, output, written)
 end
 
 -- Most output (<= want) the bucket pays for on top of `input`; nil below `min`.

@@ -288,3 +288,32 @@ async fn a_stopped_redis_is_a_quick_503_counted_and_health_says_so() {
         .unwrap();
     assert!(errors.parse::<u64>().unwrap() >= 2, "{metrics}");
 }
+
+#[tokio::test]
+async fn a_commit_prices_cache_reads_and_writes_apart_as_the_filter_does() {
+    let redis = Redis::start();
+    let s = Service::connect(&redis.url()).await.unwrap();
+    // claude-3-5-sonnet's prices: 3 / 15 / 0.30 / 3.75 USD per million tokens.
+    let price = json!({"input": 3_000_000, "output": 15_000_000, "cached_input": 300_000,
+        "cache_write": 3_750_000});
+    let reserve = |want: u64| {
+        json!({
+            "accounts": [{"key": "spend\u{1f}team", "buckets": [
+                {"unit": "micro_usd", "max_tokens": 10_000, "tokens_per_fill": 10_000, "fill_interval_ms": 86_400_000}
+            ]}],
+            "input": 100, "want": want, "min": 1, "price": price.clone(), "ttl_ms": 60_000,
+        })
+    };
+    let (_, r, text) = call(&s, "POST", "/v1/reserve", Some(reserve(100))).await;
+    assert_eq!(r["output"], 100, "{text}");
+    // Anthropic's input 1000, cache_read 2000, cache_creation 500, output 200:
+    // 1000 × 3 + 2000 × 0.30 + 500 × 3.75 + 200 × 15 = 8475 micro-USD.
+    let commit = json!({"id": r["id"], "input": 3_500, "cached_input": 2_000,
+        "cache_write": 500, "output": 200, "price": price.clone()});
+    let (_, settled, text) = call(&s, "POST", "/v1/commit", Some(commit)).await;
+    assert_eq!(settled["settled"], true, "{text}");
+    // 1525 left: 100 input (300) and 81 output tokens (1215); at the input price the writes
+    // would have left 2025, so 115.
+    let (_, r, text) = call(&s, "POST", "/v1/reserve", Some(reserve(4096))).await;
+    assert_eq!(r["output"], 81, "{text}");
+}
