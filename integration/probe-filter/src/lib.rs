@@ -12,7 +12,10 @@
 //! - `set_header`: `x-probe: 1` set on the request (`proxy_replace_header_map_value`); the
 //!   first change of a request makes Envoy clear its route cache
 //! - `remove_header`: an absent request header removed
-//! - `set_property`: 40 bytes of filter state written (`proxy_set_property`)
+//! - `set_property`: 40 bytes of filter state written (`proxy_set_property`), the same name
+//!   each time
+//! - `set_properties`: as `set_property`, a new name each time (`probe_0`, `probe_1`, ...): the
+//!   metrics stage's access log writes 11 names per request
 //! - `clock`: `proxy_get_current_time_nanoseconds`
 //! - `get_body`: the buffered 1 KB request body read (`proxy_get_buffer_bytes`), body phase
 //!
@@ -40,6 +43,7 @@ enum Call {
     SetHeader,
     RemoveHeader,
     SetProperty,
+    SetProperties,
     Clock,
     GetBody,
 }
@@ -55,13 +59,14 @@ impl Call {
             "set_header" => Call::SetHeader,
             "remove_header" => Call::RemoveHeader,
             "set_property" => Call::SetProperty,
+            "set_properties" => Call::SetProperties,
             "clock" => Call::Clock,
             "get_body" => Call::GetBody,
             _ => return None,
         })
     }
 
-    fn in_headers_phase(self) {
+    fn in_headers_phase(self, i: u32) {
         match self {
             Call::GetHeader => {
                 let _ = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path");
@@ -83,6 +88,10 @@ impl Call {
                     vec!["probe_facts"],
                     Some(b"{\"model\":\"gpt-4o-mini\",\"stream\":false}"),
                 );
+            }
+            Call::SetProperties => {
+                let name = format!("probe_{i}");
+                let _ = hostcalls::set_property(vec![name.as_str()], Some(b"gpt-4o-mini"));
             }
             Call::Clock => {
                 let _ = hostcalls::get_current_time();
@@ -142,8 +151,8 @@ impl HttpContext for Probe {
         if self.call == Call::Empty {
             return Action::Continue;
         }
-        for _ in 0..self.times {
-            self.call.in_headers_phase();
+        for i in 0..self.times {
+            self.call.in_headers_phase(i);
         }
         if end_of_stream {
             Action::Continue
