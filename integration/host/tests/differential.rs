@@ -10,8 +10,18 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::fixture_wasm;
+use tollgate_e2e::bootstrap::{self, Bootstrap, Cluster, Listener, Route, Wasm};
 use tollgate_e2e::{free_port, http, Envoy};
 use tollgate_host::{FailurePolicy, Host, Outcome, Value};
+
+/// What both sides are configured with, so they run the same chain: the fixture module's
+/// plugins in filter order (root id, configuration) in one VM, the clusters a callout may name,
+/// the stats tag that makes `code` a Prometheus label, and the name of the one route.
+const VM_ID: &str = "fixture";
+const PLUGINS: [(&str, &str); 2] = [("fixture", "greeting=hi"), ("reader", "")];
+const CLUSTERS: [&str; 2] = ["echo", "fixture_upstream"];
+const CODE_TAG: (&str, &str) = ("code", r"(\.code\.([^.]+))");
+const ROUTE_NAME: &str = "chat";
 
 /// What the client observed, plus what the upstream echoed back about the request it received.
 #[derive(Debug, Default)]
@@ -118,23 +128,24 @@ struct HostProxy {
 
 impl HostProxy {
     fn new(policy: FailurePolicy, workers: usize) -> Self {
-        let host = Host::builder()
-            .module(fixture_wasm())
-            .vm_id("fixture")
-            .root_id("fixture")
-            .configuration("greeting=hi")
-            .allow_on_headers_stop_iteration(true)
-            .failure_policy(policy)
-            .module(fixture_wasm())
-            .vm_id("fixture")
-            .root_id("reader")
-            .allow_on_headers_stop_iteration(true)
-            .failure_policy(policy)
-            .workers(workers)
-            .cluster("fixture_upstream")
-            .cluster("echo")
-            .stats_tag("code", r"(\.code\.([^.]+))")
-            .property(&["xds", "route_name"], Value::from("chat"))
+        let plugins = PLUGINS
+            .iter()
+            .fold(Host::builder(), |builder, (root_id, configuration)| {
+                builder
+                    .module(fixture_wasm())
+                    .vm_id(VM_ID)
+                    .root_id(root_id)
+                    .configuration(configuration)
+                    .allow_on_headers_stop_iteration(true)
+                    .failure_policy(policy)
+            });
+        let host = CLUSTERS
+            .iter()
+            .fold(plugins.workers(workers), |builder, name| {
+                builder.cluster(name)
+            })
+            .stats_tag(CODE_TAG.0, CODE_TAG.1)
+            .property(&["xds", "route_name"], Value::from(ROUTE_NAME))
             .build()
             .unwrap();
         Self { host }
@@ -229,88 +240,32 @@ struct EnvoyProxy {
     port: u16,
 }
 
-fn wasm_filter(root_id: &str, configuration: &str, failure_policy: &str) -> String {
-    format!(
-        r#"
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: fixture-{root_id}
-                root_id: {root_id}
-                allow_on_headers_stop_iteration: true
-                failure_policy: {failure_policy}
-                vm_config:
-                  vm_id: fixture
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{path}" }} }}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{configuration}'"#,
-        path = fixture_wasm().display()
-    )
-}
-
-fn cluster(name: &str, port: u16) -> String {
-    format!(
-        r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}"#
-    )
-}
-
 impl EnvoyProxy {
-    fn start(echo_port: u16, failure_policy: &str) -> Self {
+    fn start(echo_port: u16, policy: FailurePolicy) -> Self {
+        let policy = match policy {
+            FailurePolicy::FailClosed => bootstrap::FailurePolicy::FailClosed,
+            FailurePolicy::FailReload => bootstrap::FailurePolicy::FailReload,
+            FailurePolicy::FailOpen => panic!("no scenario runs FAIL_OPEN"),
+        };
         let port = free_port();
-        let filters = [
-            wasm_filter("fixture", "greeting=hi", failure_policy),
-            wasm_filter("reader", "", failure_policy),
-        ]
-        .concat();
-        let yaml = format!(
-            r#"
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-stats_config:
-  stats_tags:
-  - tag_name: code
-    regex: "(\\.code\\.([^.]+))"
-static_resources:
-  listeners:
-  - name: fixture
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: fixture
-          route_config:
-            virtual_hosts:
-            - name: fixture
-              domains: ["*"]
-              routes:
-              - name: chat
-                match: {{ prefix: "/" }}
-                route: {{ cluster: echo, timeout: 10s }}
-          http_filters:{filters}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:{echo}{callout}
-"#,
-            echo = cluster("echo", echo_port),
-            callout = cluster("fixture_upstream", echo_port),
+        let listener = PLUGINS.iter().fold(
+            Listener::new("fixture", port).route(Route::to_cluster("echo", "10s").name(ROUTE_NAME)),
+            |listener, (root_id, configuration)| {
+                listener.filter(
+                    Wasm::new(VM_ID, &fixture_wasm(), root_id)
+                        .configuration(configuration)
+                        .failure_policy(policy),
+                )
+            },
+        );
+        let config = CLUSTERS.iter().fold(
+            Bootstrap::new()
+                .stats_tag(CODE_TAG.0, CODE_TAG.1)
+                .listener(listener),
+            |config, name| config.cluster(Cluster::new(name).endpoint(echo_port)),
         );
         // tollgate-e2e starts Envoy with --concurrency 1 and cannot take a second value yet.
-        let envoy = Envoy::start(&yaml).unwrap();
+        let envoy = Envoy::start(&config.render()).unwrap();
         Self { envoy, port }
     }
 }
@@ -486,7 +441,7 @@ fn the_host_and_envoy_agree_on_every_fixture_scenario() {
     let echo_port = spawn_echo();
     let mut host = HostProxy::new(FailurePolicy::FailClosed, 2);
     scenarios(&mut host, "host");
-    let mut envoy = EnvoyProxy::start(echo_port, "FAIL_CLOSED");
+    let mut envoy = EnvoyProxy::start(echo_port, FailurePolicy::FailClosed);
     scenarios(&mut envoy, "envoy");
 }
 
@@ -510,12 +465,12 @@ fn after_a_panic_fail_reload_serves_again_and_fail_closed_never_does() {
             false,
         ),
         (
-            Box::new(EnvoyProxy::start(echo_port, "FAIL_RELOAD")),
+            Box::new(EnvoyProxy::start(echo_port, FailurePolicy::FailReload)),
             "envoy FAIL_RELOAD",
             true,
         ),
         (
-            Box::new(EnvoyProxy::start(echo_port, "FAIL_CLOSED")),
+            Box::new(EnvoyProxy::start(echo_port, FailurePolicy::FailClosed)),
             "envoy FAIL_CLOSED",
             false,
         ),
