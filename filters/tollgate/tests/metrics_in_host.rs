@@ -343,3 +343,32 @@ fn a_cache_hit_counts_as_a_hit_with_what_it_saved_and_no_provider_tokens() {
     got.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn anthropic_cache_writes_in_the_translated_usage_cost_the_write_price() {
+    let host = host(&AGENTGATEWAY, 10);
+    // The adapter's rendering of Anthropic's input 1000, cache_read 2000, cache_creation 500.
+    let usage = r#"{"prompt_tokens":3500,"completion_tokens":200,"total_tokens":3700,"prompt_tokens_details":{"cached_tokens":2000,"cache_creation_tokens":500}}"#;
+    let mut s = request(
+        &host,
+        "claude-3-5-haiku-20241022",
+        "claude",
+        "claude-3-5-haiku-20241022",
+        "application/json",
+        &json_answer("claude-3-5-haiku-20241022", usage),
+    );
+    s.finish();
+    let lines = host.prometheus_lines();
+    // 1000 × 0.25 + 2000 × 0.03 + 500 × 0.30 + 200 × 1.25 = 250 + 60 + 150 + 250 µUSD
+    // (685 if the writes were priced as input).
+    for line in [
+        r#"agentgateway_llm_cost_micro_usd_total{provider="anthropic",model="claude-3-5-haiku-20241022"} 710"#,
+        r#"agentgateway_llm_tokens_total{direction="input",provider="anthropic",model="claude-3-5-haiku-20241022"} 1500"#,
+        r#"agentgateway_llm_tokens_total{direction="cached_input",provider="anthropic",model="claude-3-5-haiku-20241022"} 2000"#,
+    ] {
+        assert!(
+            lines.contains(&line.to_string()),
+            "{line} not in {lines:#?}"
+        );
+    }
+}
