@@ -26,6 +26,7 @@ use tollgate_config::output::{FilterForm, OutputOptions};
 use tollgate_config::plan::PlanOptions;
 use tollgate_config::render::{render, InputFile, RenderRequest};
 use tollgate_config::secrets::{env_variable, parse_env_file, SecretStore, SECRETS_ENV_FILE};
+use tollgate_e2e::bootstrap::{Bootstrap, HttpFilter, Listener, Route};
 use tollgate_e2e::{envoy_bin, free_port, http, wasm_dir, workspace_root};
 
 type Error = Box<dyn std::error::Error>;
@@ -208,43 +209,16 @@ fn sse_body() -> String {
 /// The mock's bootstrap: JSON answers, SSE when the request has [`STREAM_HEADER`]. The buffer
 /// filter reads the whole request first, so the answer does not race the body and Envoy keeps
 /// the connection (DESIGN.md §2, benchmark pitfall).
-fn mock_bootstrap(port: u16, admin_port: u16) -> Value {
+fn mock_bootstrap(port: u16, admin_port: u16) -> Bootstrap {
     let answer = |content_type: &str, body: &str| {
-        json!({
-            "direct_response": {"status": 200, "body": {"inline_string": body}},
-            "response_headers_to_add": [{
-                "header": {"key": "content-type", "value": content_type},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }],
-        })
+        Route::direct(200, body).response_header("content-type", content_type)
     };
-    let mut stream = answer("text/event-stream", &sse_body());
-    stream["match"] =
-        json!({"prefix": "/", "headers": [{"name": STREAM_HEADER, "present_match": true}]});
-    let mut plain = answer("application/json", MOCK_JSON);
-    plain["match"] = json!({"prefix": "/"});
-    json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {"listeners": [{
-            "name": "mock",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "mock",
-                    "route_config": {"virtual_hosts": [{"name": "mock", "domains": ["*"], "routes": [stream, plain]}]},
-                    "http_filters": [
-                        {"name": "envoy.filters.http.buffer", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-                            "max_request_bytes": 4_194_304}},
-                        {"name": "envoy.filters.http.router", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-                    ],
-                },
-            }]}],
-        }]},
-    })
+    Bootstrap::new().admin_port(admin_port).listener(
+        Listener::new("mock", port)
+            .route(answer("text/event-stream", &sse_body()).header_present(STREAM_HEADER))
+            .route(answer("application/json", MOCK_JSON))
+            .filter(HttpFilter::buffer(4_194_304)),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,10 +969,7 @@ fn load() -> Result<(), Error> {
     // The mock.
     let (mock_port, mock_admin) = (free_port(), free_port());
     let mock_config = run_dir.join("mock.yaml");
-    std::fs::write(
-        &mock_config,
-        serde_norway::to_string(&mock_bootstrap(mock_port, mock_admin))?,
-    )?;
+    std::fs::write(&mock_config, mock_bootstrap(mock_port, mock_admin).render())?;
     let mut mock = Proc::spawn(
         envoy_command(&mock_config, 40, 1)?,
         &run_dir.join("mock.log"),
