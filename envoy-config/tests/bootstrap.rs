@@ -318,6 +318,11 @@ fn adapter_gets_each_providers_endpoint_model_and_the_name_of_its_key_variable()
         !added.contains("sk-test-openai"),
         "the key itself is not in envoy.yaml"
     );
+    // Envoy asks for an uncompressed answer (the stages read it), not the pipeline.
+    assert!(
+        added.contains(r#"{"append_action":"OVERWRITE_IF_EXISTS_OR_ADD","header":{"key":"accept-encoding","value":"identity"}}"#),
+        "{added}"
+    );
 }
 
 #[test]

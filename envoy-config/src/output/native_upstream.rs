@@ -145,15 +145,20 @@ pub fn apply(entry: &mut Value, native: &NativeBackend, operations: &[String]) {
         .copied()
         .filter(|h| !native.allowed_client_headers.iter().any(|a| a == h))
         .collect();
+    // The gateway's stages read the answer (usage, cached bodies): Envoy asks for it
+    // uncompressed here, so the pipeline need not change a request header (a re-route).
+    let mut add = vec![json!({
+        "header": {"key": "accept-encoding", "value": "identity"},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+    })];
     match &native.key_variable {
-        Some(variable) => {
-            entry["request_headers_to_add"] = json!([{
-                "header": {"key": "authorization", "value": format!("Bearer %ENVIRONMENT({variable})%")},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }]);
-        }
+        Some(variable) => add.push(json!({
+            "header": {"key": "authorization", "value": format!("Bearer %ENVIRONMENT({variable})%")},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        })),
         None => remove.push("authorization"),
     }
+    entry["request_headers_to_add"] = json!(add);
     entry["request_headers_to_remove"] = json!(remove);
     entry["response_headers_to_add"] = json!([{
         "header": {"key": header::PROVIDER, "value": "%UPSTREAM_METADATA([\"tollgate\",\"provider\"])%"},

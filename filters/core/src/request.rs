@@ -84,8 +84,21 @@ pub fn check_size(size: usize, limit: usize) -> Result<(), GatewayError> {
     }
 }
 
-/// Validates a client's body and forces `stream_options.include_usage: true` on streams.
-pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedRequest, GatewayError> {
+/// A validated chat-completions body, its fields as slices of the client's bytes: the one
+/// parse the router makes, from which any rewrite is spliced.
+pub struct ChatRequest<'a> {
+    body: &'a [u8],
+    fields: Probe<'a>,
+    /// The model the client asked for.
+    pub model: Option<String>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// The client's cap on output tokens: `max_completion_tokens`, else `max_tokens`.
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Validates a client's body (size, `model`, `messages`, `stream`, the token caps).
+pub fn parse_chat_request(body: &[u8], limit: usize) -> Result<ChatRequest<'_>, GatewayError> {
     check_size(body.len(), limit)?;
     let fields = parse_probe(body)?;
     let model = read_model(&fields)?;
@@ -108,19 +121,46 @@ pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedReques
         Some(n) => Some(n),
         None => read_count(fields.max_tokens, "max_tokens")?,
     };
-    let mut splices = Vec::new();
-    if stream {
-        splices.extend(include_usage_splice(body, &fields)?);
-    }
-    let rewritten_body = if splices.is_empty() {
-        None
-    } else {
-        Some(apply_splices(body, splices))
-    };
-    Ok(InspectedRequest {
+    Ok(ChatRequest {
+        body,
+        fields,
         model,
         stream,
         max_output_tokens,
+    })
+}
+
+impl ChatRequest<'_> {
+    /// The body to send on (`None`: unchanged): `stream_options.include_usage: true` forced on
+    /// streams, and `model` replaced by `model_override` when it differs (a Backend served
+    /// without an adapter names its provider's model here).
+    pub fn rewritten_body(
+        &self,
+        model_override: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, GatewayError> {
+        let mut splices = Vec::new();
+        if let Some(new_model) = model_override.filter(|m| Some(*m) != self.model.as_deref()) {
+            let json = Value::String(new_model.to_string()).to_string();
+            match self.fields.model {
+                Some(raw) => splices.push(replace_raw(self.body, raw, json)?),
+                None => splices.push(insert_first_field(self.body, format!("\"model\":{json},"))?),
+            }
+        }
+        if self.stream {
+            splices.extend(include_usage_splice(self.body, &self.fields)?);
+        }
+        Ok((!splices.is_empty()).then(|| apply_splices(self.body, splices)))
+    }
+}
+
+/// Validates a client's body and forces `stream_options.include_usage: true` on streams.
+pub fn inspect_chat_request(body: &[u8], limit: usize) -> Result<InspectedRequest, GatewayError> {
+    let chat = parse_chat_request(body, limit)?;
+    let rewritten_body = chat.rewritten_body(None)?;
+    Ok(InspectedRequest {
+        model: chat.model,
+        stream: chat.stream,
+        max_output_tokens: chat.max_output_tokens,
         rewritten_body,
     })
 }

@@ -172,7 +172,7 @@ impl BudgetStage {
                 path.push(claim);
                 host::property_text(&path)
             }
-            KeyPart::Header(name) => host::request_header_text(name),
+            KeyPart::Header(name) => facts.headers.text(name).map(str::to_string),
             KeyPart::Client => facts.caller.client_key.clone(),
             KeyPart::Address => facts.caller.address.clone(),
             KeyPart::Model => facts.model.clone(),

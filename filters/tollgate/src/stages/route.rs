@@ -12,9 +12,7 @@ use tollgate_core::errors::{GatewayError, OpenAiError, OpenAiErrorBody};
 use tollgate_core::facts::RequestFacts;
 use tollgate_core::names::property;
 use tollgate_core::operations;
-use tollgate_core::request::{
-    backend_for_model, inspect_chat_request, openai_upstream_body, RequestSummary,
-};
+use tollgate_core::request::{backend_for_model, parse_chat_request, RequestSummary};
 use tollgate_core::stage::LocalReply;
 
 /// What the route stage made of the request headers.
@@ -80,9 +78,10 @@ pub fn on_request_body(
     changed: &mut bool,
     routing: bool,
 ) -> Result<(), GatewayError> {
-    let inspected = inspect_chat_request(body, config.max_request_bytes)?;
+    // The one parse: validation, the facts, and the rewrite spliced from the same slices.
+    let chat = parse_chat_request(body, config.max_request_bytes)?;
     let backend = if routing {
-        backend_for_model(config, inspected.model.as_deref())?
+        backend_for_model(config, chat.model.as_deref())?
     } else {
         None
     };
@@ -95,20 +94,17 @@ pub fn on_request_body(
         .and_then(|b| config.native_backends.get(b))
         .and_then(Option::as_deref)
         .filter(|_| routing);
-    let rewritten = match native_model {
-        Some(model) => openai_upstream_body(body, Some(model))?.rewritten_body,
-        None => inspected.rewritten_body,
-    };
+    let rewritten = chat.rewritten_body(native_model)?;
+    facts.model = chat.model;
+    facts.stream = chat.stream;
+    facts.max_output_tokens = chat.max_output_tokens;
+    facts.backend = backend.map(str::to_string);
     // Alone, a capability reads the body for facts and never changes the client's bytes.
     if let Some(rewritten) = rewritten.filter(|_| routing) {
         *body = rewritten;
         *changed = true;
     }
     facts.body_bytes = body.len();
-    facts.model = inspected.model;
-    facts.stream = inspected.stream;
-    facts.max_output_tokens = inspected.max_output_tokens;
-    facts.backend = backend.map(str::to_string);
     Ok(())
 }
 
