@@ -98,9 +98,15 @@ pub fn wasm_dir() -> PathBuf {
 pub fn wasm_path(name: &str) -> Result<PathBuf, EnvoyError> {
     let path = wasm_dir().join(format!("{name}.wasm"));
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let sources = newest_source(&workspace_root().join("filters")).max(newest_source(
-        &workspace_root().join("integration/fixture-filter"),
-    ));
+    let sources = [
+        "filters",
+        "integration/fixture-filter",
+        "integration/probe-filter",
+    ]
+    .iter()
+    .map(|dir| newest_source(&workspace_root().join(dir)))
+    .max()
+    .flatten();
     let fresh = matches!((built, sources), (Some(b), Some(s)) if b >= s);
     if fresh {
         return Ok(path);

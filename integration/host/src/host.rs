@@ -514,6 +514,18 @@ impl Host {
         self.inner.borrow().world.clone()
     }
 
+    /// How many times the modules called each hostcall (`proxy_*` name) since the host was
+    /// built or [`Host::reset_hostcalls`]: what a request costs in crossings, which Envoy
+    /// prices at ~1-2 µs each (docs/benchmarks.md).
+    pub fn hostcalls(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.world().borrow().hostcalls.clone()
+    }
+
+    /// Starts counting hostcalls afresh.
+    pub fn reset_hostcalls(&self) {
+        self.world().borrow_mut().hostcalls.clear();
+    }
+
     /// HTTP callouts dispatched and not yet answered, oldest first.
     pub fn http_calls(&self) -> Vec<HttpCall> {
         self.world().borrow().http_calls.clone()

@@ -1077,6 +1077,7 @@ macro_rules! env_fn {
     ($linker:expr, $name:literal, $f:expr, ($($arg:ident : $ty:ty),*)) => {
         $linker.func_wrap("env", $name, |mut caller: Caller<'_, VmData>, $($arg: $ty),*| -> wasmtime::Result<i32> {
             restrict(&caller, $name, false)?;
+            *caller.data().world.borrow_mut().hostcalls.entry($name).or_insert(0) += 1;
             finish($f(&mut caller, $($arg),*))
         })?;
     };

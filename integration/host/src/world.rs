@@ -105,6 +105,8 @@ pub(crate) struct World {
     pub log_level: Option<LogLevel>,
     pub buffer_limit: usize,
     pub dispatched_calls: Vec<HttpCall>,
+    /// Hostcalls made by the modules, by import name (`proxy_*` and WASI).
+    pub hostcalls: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl World {

@@ -50,7 +50,14 @@ struct Knobs {
     out: PathBuf,
     note: String,
     agentgateway: Option<PathBuf>,
+    /// Probe filter configurations (`BENCH_PROBES`, e.g. `empty,buffer,get_header*100`):
+    /// plain Envoy + the probe filter, saturated 1 KB runs only.
+    probes: Vec<String>,
 }
+
+/// `BENCH_PROBES=default`: the floor of a wasm filter and the price of each call the pipeline
+/// makes (integration/probe-filter says what each does).
+const DEFAULT_PROBES: &str = "empty,buffer,get_header*100,get_headers*100,get_property*100,clock*100,get_body*100,set_header,set_header*100,remove_header,set_property*100,set_properties*11,set_properties*100";
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
     match std::env::var(name) {
@@ -79,6 +86,11 @@ impl Knobs {
                 .unwrap_or_else(|_| root.join("bench")),
             note: std::env::var("BENCH_NOTE").unwrap_or_default(),
             agentgateway: std::env::var("AGENTGATEWAY_BIN").ok().map(PathBuf::from),
+            probes: match std::env::var("BENCH_PROBES").ok().as_deref() {
+                None | Some("") => Vec::new(),
+                Some("default") => DEFAULT_PROBES.split(',').map(str::to_string).collect(),
+                Some(list) => list.split(',').map(|p| p.trim().to_string()).collect(),
+            },
         })
     }
 }
@@ -368,6 +380,35 @@ fn drop_upstream_wasm(bootstrap: &mut Value) {
     }
 }
 
+/// Puts the probe filter (build/wasm/tollgate_probe_filter.wasm) just before the router.
+fn add_probe(bootstrap: &mut Value, probe: &str) -> Result<(), Error> {
+    let module = tollgate_e2e::wasm_path("tollgate_probe_filter")?;
+    let filter = serde_json::json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "probe",
+                "root_id": "probe",
+                "allow_on_headers_stop_iteration": true,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": probe,
+                },
+                "vm_config": {
+                    "vm_id": "probe",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": module.display().to_string()}},
+                },
+            },
+        },
+    });
+    let filters = downstream_filters(bootstrap).ok_or("no tollgate listener")?;
+    let router = filters.len().saturating_sub(1);
+    filters.insert(router, filter);
+    Ok(())
+}
+
 /// What is measured: a name, how to start it, what it costs us.
 #[derive(Clone)]
 struct SetupSpec {
@@ -386,7 +427,15 @@ enum SetupKind {
         keep: Option<Vec<String>>,
         adapter: bool,
     },
+    /// Plain Envoy + the probe filter with this configuration.
+    Probe(String),
     Agentgateway(PathBuf),
+}
+
+impl SetupSpec {
+    fn is_probe(&self) -> bool {
+        matches!(self.kind, SetupKind::Probe(_))
+    }
 }
 
 /// Every setup of the run, in table order; capabilities the generator does not emit for the
@@ -477,6 +526,13 @@ fn setups(knobs: &Knobs, separate: &Value, combined: &Value) -> (Vec<SetupSpec>,
     if let Some(only) = &knobs.setups {
         list.retain(|s| s.name == "plain-envoy" || only.contains(&s.name));
     }
+    for probe in &knobs.probes {
+        list.push(SetupSpec {
+            name: format!("probe {probe}"),
+            what: format!("plain + the probe filter configured `{probe}`"),
+            kind: SetupKind::Probe(probe.clone()),
+        });
+    }
     (list, skipped)
 }
 
@@ -512,18 +568,26 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
             proc: None,
             cache: false,
         }),
-        SetupKind::Envoy {
-            form,
-            keep,
-            adapter,
-        } => {
+        SetupKind::Envoy { .. } | SetupKind::Probe(_) => {
+            let plain = (FilterForm::Combined, Some(Vec::new()), false);
+            let (form, keep, adapter) = match &spec.kind {
+                SetupKind::Envoy {
+                    form,
+                    keep,
+                    adapter,
+                } => (*form, keep.clone(), *adapter),
+                _ => plain,
+            };
             let ports = (free_port(), free_port(), free_port());
-            let (mut bootstrap, env) = generate(*form, &mock_url, ports)?;
+            let (mut bootstrap, env) = generate(form, &mock_url, ports)?;
             if let Some(keep) = keep {
                 keep_downstream(&mut bootstrap, |root| keep.iter().any(|k| k == root));
             }
             if !adapter {
                 drop_upstream_wasm(&mut bootstrap);
+            }
+            if let SetupKind::Probe(probe) = &spec.kind {
+                add_probe(&mut bootstrap, probe)?;
             }
             if !stage_runs(&bootstrap, "metrics") {
                 drop_access_log(&mut bootstrap);
@@ -1041,7 +1105,7 @@ fn load() -> Result<(), Error> {
                 .push(load);
         }
     }
-    for setup in &running {
+    for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         let name = setup.spec.name.clone();
         let pid = setup.pid(&mock);
         let row = rows.entry(name.clone()).or_default();
@@ -1085,7 +1149,7 @@ fn load() -> Result<(), Error> {
         eprintln!("bench: {name} latency done");
     }
     // Memory: RSS before and after many requests (unique bodies: the cache fills to its bound).
-    for setup in &running {
+    for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         if setup.proc.is_none() {
             continue;
         }
@@ -1222,7 +1286,7 @@ fn table(
     let _ = writeln!(s, "## Throughput (saturated: `wrk -t1 -c{}`, {} s per run; every body unique, so the cache misses and stores)\n", knobs.connections, knobs.seconds);
     let _ = writeln!(s, "| setup | 1 KB req/s | × plain | Envoy CPU µs/req | +µs vs plain | 32 KB req/s | × plain | non-2xx/errors | mock cx opened |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for setup in running {
+    for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         let Some(row) = rows.get(&setup.spec.name) else {
             continue;
         };
@@ -1275,7 +1339,7 @@ fn table(
     let _ = writeln!(s, "## Latency\n");
     let _ = writeln!(s, "| setup | p50 @{0}/s ms | p99 @{0}/s ms | p99 +ms vs plain | TTFB JSON p50 ms | TTFB stream p50 ms | stream +ms vs plain | cache hit p50 ms |", knobs.rate);
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for setup in running {
+    for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         let Some(row) = rows.get(&setup.spec.name) else {
             continue;
         };
@@ -1308,7 +1372,7 @@ fn table(
         "| setup | before | after | requests in between | growth | after − plain after |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-    for setup in running {
+    for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         let Some((before, after, served)) = rows.get(&setup.spec.name).and_then(|r| r.rss) else {
             continue;
         };
@@ -1397,9 +1461,57 @@ fn table(
             }
         }
     }
+    if running.iter().any(|r| r.spec.is_probe()) {
+        probe_table(&mut s, running, rows, plain_cpu);
+    }
     let _ = writeln!(s, "\n## Setups\n");
     for setup in running {
         let _ = writeln!(s, "- `{}`: {}", setup.spec.name, setup.spec.what);
     }
     s
+}
+
+/// The probe rows: what a wasm filter costs by being there, and each host call's price, from
+/// `n` calls per request: (CPU − CPU of `buffer`) / n, or against plain Envoy for `empty` and
+/// `buffer` themselves.
+fn probe_table(
+    s: &mut String,
+    running: &[Running],
+    rows: &BTreeMap<String, Row>,
+    plain_cpu: Option<f64>,
+) {
+    let cpu_of = |probe: &str| rows.get(&format!("probe {probe}")).and_then(Row::cpu);
+    let buffer_cpu = cpu_of("buffer");
+    let _ = writeln!(
+        s,
+        "\n## What one host call costs (probe filter, `BENCH_PROBES`)\n"
+    );
+    let _ = writeln!(s, "| probe | 1 KB req/s | Envoy CPU µs/req | +µs vs plain | +µs vs `buffer` | calls/request | µs per call |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for setup in running.iter().filter(|r| r.spec.is_probe()) {
+        let Some(row) = rows.get(&setup.spec.name) else {
+            continue;
+        };
+        let probe = setup.spec.name.trim_start_matches("probe ");
+        let (call, n) = probe
+            .split_once('*')
+            .map_or((probe, 1.0), |(c, n)| (c, n.parse().unwrap_or(1.0)));
+        let cpu = row.cpu();
+        let base = if matches!(call, "empty" | "buffer") {
+            plain_cpu
+        } else {
+            buffer_cpu
+        };
+        let per_call = cpu.zip(base).map(|(c, b)| (c - b) / n);
+        let _ = writeln!(
+            s,
+            "| `{probe}` | {} | {} | {} | {} | {n} | {} |",
+            opt(row.rps(), 0),
+            opt(cpu, 1),
+            opt(cpu.zip(plain_cpu).map(|(c, p)| c - p), 1),
+            opt(cpu.zip(buffer_cpu).map(|(c, b)| c - b), 1),
+            opt(per_call, 2),
+        );
+    }
+    let _ = writeln!(s, "\n`empty` continues every callback; `buffer` holds the headers until the whole body is in (as the pipeline does); every other probe is `buffer` plus its call made n times per request. A first request-header change makes Envoy clear its route cache and route again, so `set_header` (n = 1) prices that and `set_header*100` the calls after it.");
 }
