@@ -2,8 +2,13 @@
 //! no whitespace, object members sorted by the UTF-8 bytes of their names, numbers written
 //! as ECMAScript writes a double (so `0`, `0.0` and `0e0` are one value), strings with the
 //! minimal escapes.
+//!
+//! Two writers of the same bytes: [`write`] over a [`Value`], and [`write_json`] straight from
+//! JSON text (the key path: no value tree, no per-string allocation, unescaped runs of string
+//! bytes copied whole). `tests/canonical_raw.rs` holds them to the same output.
 
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Appends the canonical form of `value` to `out`.
 pub fn write(value: &Value, out: &mut String) {
@@ -60,6 +65,12 @@ pub fn to_string(value: &Value) -> String {
 pub fn write_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
+    write_string_body(s, out);
+    out.push('"');
+}
+
+/// The text of a JSON string between its quotes (see [`write_string`]).
+fn write_string_body(s: &str, out: &mut String) {
     // Runs of bytes that need no escape are copied whole; only ASCII bytes are escaped, so
     // every split falls on a character boundary.
     let bytes = s.as_bytes();
@@ -88,7 +99,349 @@ pub fn write_string(s: &str, out: &mut String) {
         run = i + 1;
     }
     out.push_str(&s[run..]);
-    out.push('"');
+}
+
+/// JSON text [`write_json`] does not write: exactly the text `serde_json` refuses to read into a
+/// [`Value`] (syntax, a raw control character or a lone surrogate in a string, a number out of
+/// a double's range, nesting deeper than serde_json's limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not JSON the canonical form can be written from")]
+pub struct NotJson;
+
+/// serde_json's nesting limit (`Deserializer::remaining_depth`): the 128th nested array or
+/// object is refused.
+const MAX_DEPTH: u8 = 128;
+
+/// Appends the canonical form of the JSON text `json` (one value, whitespace around it allowed)
+/// to `out`: the bytes `write(&serde_json::from_str(json)?, out)` appends, refused exactly when
+/// that parse fails, without building the value. On an error `out` holds a partial write.
+pub fn write_json(json: &str, out: &mut String) -> Result<(), NotJson> {
+    out.reserve(json.len());
+    let mut writer = RawWriter {
+        src: json,
+        pos: 0,
+        out,
+        members: Vec::new(),
+        scratch: String::new(),
+    };
+    writer.value(MAX_DEPTH)?;
+    writer.skip_whitespace();
+    if writer.pos == json.len() {
+        Ok(())
+    } else {
+        Err(NotJson)
+    }
+}
+
+/// [`write_json`] over bytes (a body): text that is not UTF-8 is not JSON.
+pub fn write_json_bytes(json: &[u8], out: &mut String) -> Result<(), NotJson> {
+    write_json(std::str::from_utf8(json).map_err(|_| NotJson)?, out)
+}
+
+/// One object member written so far: its decoded name and where `"name":value` sits in `out`.
+struct Member<'a> {
+    name: Cow<'a, str>,
+    start: usize,
+    end: usize,
+}
+
+/// A recursive-descent pass over JSON text that writes the canonical form as it reads: values
+/// are written where they are, and an object whose members came out of order is reordered
+/// afterwards by moving its members' finished text (one copy, no re-reading).
+struct RawWriter<'a, 'o> {
+    src: &'a str,
+    pos: usize,
+    out: &'o mut String,
+    /// The members of every object being written, innermost last (one allocation per key).
+    members: Vec<Member<'a>>,
+    /// Where an out-of-order object's members wait while they are rewritten in order.
+    scratch: String,
+}
+
+impl<'a> RawWriter<'a, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.src.as_bytes().get(self.pos).copied()
+    }
+
+    /// JSON whitespace, as serde_json reads it.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self, depth: u8) -> Result<(), NotJson> {
+        self.skip_whitespace();
+        match self.peek().ok_or(NotJson)? {
+            b'{' => self.object(depth.checked_sub(1).filter(|d| *d > 0).ok_or(NotJson)?),
+            b'[' => self.array(depth.checked_sub(1).filter(|d| *d > 0).ok_or(NotJson)?),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(NotJson),
+        }
+    }
+
+    fn literal(&mut self, word: &'static str) -> Result<(), NotJson> {
+        if self.src[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            self.out.push_str(word);
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// A number token (JSON's grammar). Integers of up to 18 digits are their own canonical
+    /// form (`-0` is `0`); every other number goes through serde_json and [`write`], so its
+    /// value and its refusal (out of range) are serde_json's.
+    fn number(&mut self) -> Result<(), NotJson> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let int_digits = match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                1
+            }
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(NotJson),
+        };
+        let mut plain = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(NotJson);
+            }
+            plain = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(NotJson);
+            }
+            plain = false;
+        }
+        let token = &self.src[start..self.pos];
+        if plain && int_digits <= 18 {
+            // Fits an i64 and a u64: serde_json reads it as one, `write` prints it back as is.
+            self.out.push_str(if token == "-0" { "0" } else { token });
+        } else {
+            let value: Value = serde_json::from_str(token).map_err(|_| NotJson)?;
+            write(&value, self.out);
+        }
+        Ok(())
+    }
+
+    /// A string, decoded and written with the canonical escapes; `true` when the input held an
+    /// escape (its decoded text then differs from the bytes between the quotes).
+    fn string(&mut self) -> Result<bool, NotJson> {
+        let bytes = self.src.as_bytes();
+        self.pos += 1; // the opening quote
+        self.out.push('"');
+        let mut escaped = false;
+        let mut run = self.pos;
+        loop {
+            match *bytes.get(self.pos).ok_or(NotJson)? {
+                b'"' => {
+                    self.out.push_str(&self.src[run..self.pos]);
+                    self.out.push('"');
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    self.out.push_str(&self.src[run..self.pos]);
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    let mut utf8 = [0; 4];
+                    write_string_body(c.encode_utf8(&mut utf8), self.out);
+                    escaped = true;
+                    run = self.pos;
+                }
+                0x00..=0x1f => return Err(NotJson), // serde_json refuses raw control characters
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// The character an escape stands for (after its `\`); a surrogate must be the first half
+    /// of a `\uD8xx\uDCxx` pair, as serde_json requires of a string.
+    fn escape(&mut self) -> Result<char, NotJson> {
+        let c = match self.peek().ok_or(NotJson)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                self.pos += 1;
+                let first = self.hex4()?;
+                let code = match first {
+                    0xD800..=0xDBFF => {
+                        if !self.src[self.pos..].starts_with("\\u") {
+                            return Err(NotJson);
+                        }
+                        self.pos += 2;
+                        let second = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err(NotJson);
+                        }
+                        0x1_0000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err(NotJson),
+                    _ => first,
+                };
+                return char::from_u32(code).ok_or(NotJson);
+            }
+            _ => return Err(NotJson),
+        };
+        self.pos += 1;
+        Ok(c)
+    }
+
+    fn hex4(&mut self) -> Result<u32, NotJson> {
+        let hex = self.src.get(self.pos..self.pos + 4).ok_or(NotJson)?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NotJson);
+        }
+        self.pos += 4;
+        u32::from_str_radix(hex, 16).map_err(|_| NotJson)
+    }
+
+    fn array(&mut self, depth: u8) -> Result<(), NotJson> {
+        self.pos += 1;
+        self.out.push('[');
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.out.push(']');
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.out.push(',');
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    self.out.push(']');
+                    return Ok(());
+                }
+                _ => return Err(NotJson),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: u8) -> Result<(), NotJson> {
+        self.pos += 1;
+        self.out.push('{');
+        let content = self.out.len();
+        let base = self.members.len();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.out.push('}');
+            return Ok(());
+        }
+        let mut in_order = true;
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(NotJson);
+            }
+            if self.members.len() > base {
+                self.out.push(',');
+            }
+            let start = self.out.len();
+            let name_start = self.pos;
+            let name = if self.string()? {
+                // An escaped name (rare): decoded by serde_json, for the sort.
+                Cow::Owned(
+                    serde_json::from_str::<String>(&self.src[name_start..self.pos])
+                        .map_err(|_| NotJson)?,
+                )
+            } else {
+                Cow::Borrowed(&self.src[name_start + 1..self.pos - 1])
+            };
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(NotJson);
+            }
+            self.pos += 1;
+            self.out.push(':');
+            self.value(depth)?;
+            if let Some(previous) = self.members[base..].last() {
+                in_order &= previous.name.as_bytes() < name.as_bytes();
+            }
+            let end = self.out.len();
+            self.members.push(Member { name, start, end });
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(NotJson),
+            }
+        }
+        if !in_order {
+            self.reorder(base, content);
+        }
+        self.members.truncate(base);
+        self.out.push('}');
+        Ok(())
+    }
+
+    /// Rewrites the members of the object whose text starts at `content` in name order; of
+    /// members with one name the last wins (as in a serde_json map).
+    fn reorder(&mut self, base: usize, content: usize) {
+        let members = &mut self.members[base..];
+        members.sort_unstable_by(|a, b| {
+            a.name
+                .as_bytes()
+                .cmp(b.name.as_bytes())
+                .then(a.start.cmp(&b.start))
+        });
+        self.scratch.clear();
+        self.scratch.push_str(&self.out[content..]);
+        self.out.truncate(content);
+        let mut first = true;
+        for (i, member) in members.iter().enumerate() {
+            if members
+                .get(i + 1)
+                .is_some_and(|next| next.name == member.name)
+            {
+                continue; // a later member of the same name replaces this one
+            }
+            if !first {
+                self.out.push(',');
+            }
+            first = false;
+            self.out
+                .push_str(&self.scratch[member.start - content..member.end - content]);
+        }
+    }
 }
 
 /// A double as ECMAScript's `Number.prototype.toString` writes it (RFC 8785 §3.2.2.3): the

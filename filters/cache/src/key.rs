@@ -1,13 +1,14 @@
 //! Cache keys: SHA-256 over one canonical JSON document of everything that makes two requests
 //! the same (`KEYS.md` documents it byte for byte, `tests/vectors/` holds worked examples).
 //!
-//! Only the configured JSON paths of the body are parsed, from the body the pipeline holds.
+//! Only the configured JSON paths of the body are read, from the body the pipeline holds, and
+//! their canonical text is written straight from the body's bytes ([`canonical::write_json`]).
 
 use crate::canonical;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Version of the canonical form; part of every key, so a change of form changes every key.
 pub const KEY_FORM_VERSION: u64 = 1;
@@ -164,49 +165,54 @@ pub struct KeyInputs {
     pub body: BodyPart,
 }
 
-/// The body's part of a key.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The body's part of a key, as the canonical text of the document's `body` member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BodyPart {
-    /// The whole body.
-    Whole(Value),
-    /// The configured paths that were present.
-    Paths(BTreeMap<String, Value>),
+    /// The whole body, canonical.
+    Whole(String),
+    /// The configured paths that were present, as the canonical object
+    /// `{"<path as configured>":<value>,…}` (see [`body_part_of`]).
+    Paths(String),
     /// Nothing from the body.
     #[default]
     Nothing,
 }
 
 impl KeyInputs {
-    /// The canonical document (`KEYS.md`), written member by member in sorted order (no
-    /// intermediate document: the body's values are written where they are).
+    /// The canonical document (`KEYS.md`), written member by member in sorted order into one
+    /// buffer sized for it (no intermediate document: the body's text is already canonical).
     pub fn canonical(&self) -> String {
-        use canonical::{write, write_string};
+        use canonical::write_string;
         let optional = |value: &Option<String>, out: &mut String| match value {
             Some(v) => write_string(v, out),
             None => out.push_str("null"),
         };
-        let mut out = String::with_capacity(256);
+        let body = match &self.body {
+            BodyPart::Whole(text) | BodyPart::Paths(text) => Some(text.as_str()),
+            BodyPart::Nothing => None,
+        };
+        // The fixed member names and literals take ~110 bytes, each map entry its text and 6
+        // (quotes, colon, comma); only escapes can make it grow past this.
+        let size = 128
+            + body.map_or(0, str::len)
+            + self.route.as_deref().map_or(0, str::len)
+            + self.backend.as_deref().map_or(0, str::len)
+            + self
+                .caller
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        let mut out = String::with_capacity(size);
         out.push_str("{\"backend\":");
         optional(&self.backend, &mut out);
-        match &self.body {
-            BodyPart::Whole(value) => {
-                out.push_str(",\"body\":");
-                write(value, &mut out);
-            }
-            BodyPart::Paths(paths) => {
-                out.push_str(",\"body\":{");
-                // BTreeMap<String, _> iterates in byte order of the names: the canonical order.
-                for (i, (path, value)) in paths.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_string(path, &mut out);
-                    out.push(':');
-                    write(value, &mut out);
-                }
-                out.push('}');
-            }
-            BodyPart::Nothing => {}
+        if let Some(text) = body {
+            out.push_str(",\"body\":");
+            out.push_str(text);
         }
         out.push_str(",\"caller\":{");
         for (i, (name, value)) in self.caller.iter().enumerate() {
@@ -232,9 +238,8 @@ impl KeyInputs {
         optional(&self.route, &mut out);
         out.push_str(",\"stream\":");
         out.push_str(if self.stream { "true" } else { "false" });
-        out.push_str(",\"v\":");
-        out.push_str(&KEY_FORM_VERSION.to_string());
-        out.push('}');
+        // Writing to a String cannot fail.
+        let _ = write!(out, ",\"v\":{KEY_FORM_VERSION}}}");
         out
     }
 
@@ -278,27 +283,46 @@ pub enum KeyError {
 /// body when no path is configured.
 pub fn body_part(body: &[u8], paths: &[JsonPath]) -> Result<BodyPart, KeyError> {
     if paths.is_empty() {
-        return serde_json::from_slice::<Value>(body)
-            .map(BodyPart::Whole)
-            .map_err(|_| KeyError::Malformed);
+        let mut text = String::new();
+        canonical::write_json_bytes(body, &mut text).map_err(|_| KeyError::Malformed)?;
+        return Ok(BodyPart::Whole(text));
     }
     let top = top_level(body).map_err(|_| KeyError::Malformed)?;
     body_part_of(&top, paths)
 }
 
-/// [`body_part`] over already split top-level members.
+/// [`body_part`] over already split top-level members: the object of the present paths, in
+/// byte order of the paths as configured, each value's canonical text written from its raw
+/// slice of the body.
 pub fn body_part_of(
     top: &BTreeMap<String, &RawValue>,
     paths: &[JsonPath],
 ) -> Result<BodyPart, KeyError> {
-    let mut selected = BTreeMap::new();
+    let mut selected: Vec<(&str, &RawValue)> = Vec::with_capacity(paths.len());
     for path in paths {
         if let Some(raw) = path.select(top).map_err(|_| KeyError::Malformed)? {
-            let value: Value = serde_json::from_str(raw.get()).map_err(|_| KeyError::Malformed)?;
-            selected.insert(path.as_str().to_string(), value);
+            selected.push((path.as_str(), raw));
         }
     }
-    Ok(BodyPart::Paths(selected))
+    // A path configured twice selects the same value once.
+    selected.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    selected.dedup_by(|a, b| a.0 == b.0);
+    let size: usize = selected
+        .iter()
+        .map(|(path, raw)| path.len() + raw.get().len() + 4)
+        .sum();
+    let mut text = String::with_capacity(size + 2);
+    text.push('{');
+    for (i, (path, raw)) in selected.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        canonical::write_string(path, &mut text);
+        text.push(':');
+        canonical::write_json(raw.get(), &mut text).map_err(|_| KeyError::Malformed)?;
+    }
+    text.push('}');
+    Ok(BodyPart::Paths(text))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! - Every other method passes through untouched.
 
 use crate::entry::{BodyKind, Entry};
-use crate::key::{BodyPart, CacheKey, JsonPath, KeyInputs};
+use crate::key::{body_part_of, CacheKey, JsonPath, KeyInputs};
 use crate::response::caller_part;
 use crate::status;
 use crate::store::SlotStore;
@@ -173,19 +173,14 @@ impl ToolCache {
                 ttl_ms: Some(ttl), ..
             }) => *ttl,
         };
-        let arguments = JsonPath::parse("$.params.arguments")
-            .ok()
-            .and_then(|p| p.select(&top).ok().flatten())
-            .map(|raw| serde_json::from_str::<Value>(raw.get()));
-        let mut paths = BTreeMap::new();
-        paths.insert("$.params.name".to_string(), Value::String(name));
-        match arguments {
-            Some(Ok(value)) => {
-                paths.insert("$.params.arguments".to_string(), value);
-            }
-            Some(Err(_)) => return ToolPlan::Bypass("malformed arguments"),
-            None => {}
-        }
+        // The name was read as a string above: only the arguments can be malformed.
+        let key_paths: Vec<JsonPath> = ["$.params.name", "$.params.arguments"]
+            .into_iter()
+            .filter_map(|p| JsonPath::parse(p).ok())
+            .collect();
+        let Ok(body_part) = body_part_of(&top, &key_paths) else {
+            return ToolPlan::Bypass("malformed arguments");
+        };
         let mut key_headers = BTreeMap::new();
         for (name, value) in headers {
             match std::str::from_utf8(value) {
@@ -200,7 +195,7 @@ impl ToolCache {
             stream: false,
             caller: caller_part(caller),
             headers: key_headers,
-            body: BodyPart::Paths(paths),
+            body: body_part,
         };
         ToolPlan::Cached {
             key: inputs.key(),
