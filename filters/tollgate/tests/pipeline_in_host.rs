@@ -226,3 +226,82 @@ fn a_routed_chat_request_tells_the_adapter_its_facts() {
     assert_eq!(facts["stream"], true);
     assert_eq!(facts["backend"], "fast-llm");
 }
+
+/// A route whose one Backend Envoy serves without an adapter (OpenAI format, one key), as the
+/// generator writes it for the companion's `openai` Backend.
+const NATIVE: &str = r#"{"route":{
+  "routes":{"llm-routes":{"kind":"llm","models":["gpt-4o-mini"]}},
+  "native_backends":{"openai":"gpt-4o-mini"},
+  "route_backends":{"llm-routes/0/0":"openai"}}}"#;
+
+/// Any change to request headers makes Envoy clear its route cache and route the request
+/// again, and the first filter-state write allocates Envoy's state object: both cost more than
+/// the rest of routing (docs/benchmarks.md, "What one host call costs"). A request Envoy can
+/// serve natively needs neither, and each header map is read in one call.
+#[test]
+fn a_request_for_a_native_backend_is_routed_without_touching_request_headers_or_filter_state() {
+    let host = Host::builder()
+        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
+        .vm_id("tollgate")
+        .root_id("tollgate")
+        .configuration(NATIVE.as_bytes())
+        .allow_on_headers_stop_iteration(true)
+        .build()
+        .unwrap();
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let length = body.len().to_string();
+    let headers = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gateway"),
+        (":scheme", "http"),
+        ("content-type", "application/json"),
+        ("content-length", length.as_str()),
+    ];
+    let answer = br#"{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+    host.reset_hostcalls();
+    let mut stream = host.stream();
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String("llm-routes/0/0".into()),
+    );
+    assert_eq!(stream.send_request_headers(&headers, false), Outcome::Pause);
+    assert_eq!(
+        stream.send_request_body(body.as_bytes(), true),
+        Outcome::Continue
+    );
+    stream.send_response_headers(
+        &[(":status", "200"), ("content-type", "application/json")],
+        false,
+    );
+    stream.send_response_body(answer, true);
+    stream.finish();
+    let upstream = stream.upstream();
+    assert_eq!(
+        upstream.body,
+        body.as_bytes(),
+        "the body goes as the client sent it"
+    );
+    let calls = host.hostcalls();
+    let count = |name: &str| calls.get(name).copied().unwrap_or(0);
+    for mutation in [
+        "proxy_add_header_map_value",
+        "proxy_replace_header_map_value",
+        "proxy_remove_header_map_value",
+        "proxy_set_header_map_pairs",
+        "proxy_set_property",
+    ] {
+        assert_eq!(count(mutation), 0, "{mutation}: {calls:?}");
+    }
+    assert_eq!(
+        count("proxy_get_header_map_pairs"),
+        2,
+        "one read per header map: {calls:?}"
+    );
+    assert_eq!(count("proxy_get_header_map_value"), 0, "{calls:?}");
+    assert_eq!(
+        count("proxy_get_buffer_bytes"),
+        1,
+        "the body read once: {calls:?}"
+    );
+}
