@@ -119,13 +119,16 @@ pub fn write_json(json: &str, out: &mut String) -> Result<(), NotJson> {
     out.reserve(json.len());
     let mut writer = RawWriter {
         src: json,
+        bytes: json.as_bytes(),
         pos: 0,
+        span: 0,
         out,
         members: Vec::new(),
         scratch: String::new(),
     };
     writer.value(MAX_DEPTH)?;
     writer.skip_whitespace();
+    writer.flush();
     if writer.pos == json.len() {
         Ok(())
     } else {
@@ -138,19 +141,29 @@ pub fn write_json_bytes(json: &[u8], out: &mut String) -> Result<(), NotJson> {
     write_json(std::str::from_utf8(json).map_err(|_| NotJson)?, out)
 }
 
-/// One object member written so far: its decoded name and where `"name":value` sits in `out`.
+/// One object member written so far: its decoded name and where `"name":value` sits in the
+/// output (positions as if every pending span were copied).
 struct Member<'a> {
     name: Cow<'a, str>,
     start: usize,
     end: usize,
 }
 
-/// A recursive-descent pass over JSON text that writes the canonical form as it reads: values
-/// are written where they are, and an object whose members came out of order is reordered
-/// afterwards by moving its members' finished text (one copy, no re-reading).
+/// A recursive-descent pass over JSON text that writes the canonical form as it reads.
+///
+/// Most of a compact body is its own canonical form, so the input is not copied token by
+/// token: the text from `span` to `pos` is pending (canonical as it stands) and is copied in one
+/// piece when something must change (whitespace dropped, an escape rewritten, a number
+/// normalised, an object reordered). An object whose members came out of order is reordered by
+/// moving its members' finished text (one copy, no re-reading). The module is built for size
+/// (`opt-level = "z"`, which inlines almost nothing), hence the explicit `inline(always)` on the
+/// per-byte helpers.
 struct RawWriter<'a, 'o> {
     src: &'a str,
+    bytes: &'a [u8],
     pos: usize,
+    /// Start of the pending input: `src[span..pos]` is canonical and not yet in `out`.
+    span: usize,
     out: &'o mut String,
     /// The members of every object being written, innermost last (one allocation per key).
     members: Vec<Member<'a>>,
@@ -159,15 +172,40 @@ struct RawWriter<'a, 'o> {
 }
 
 impl<'a> RawWriter<'a, '_> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
-        self.src.as_bytes().get(self.pos).copied()
+        self.bytes.get(self.pos).copied()
     }
 
-    /// JSON whitespace, as serde_json reads it.
+    /// The output position `pos` stands for (pending input included).
+    #[inline(always)]
+    fn out_len(&self) -> usize {
+        self.out.len() + (self.pos - self.span)
+    }
+
+    /// Copies the pending input up to `pos`.
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.span < self.pos {
+            self.out.push_str(&self.src[self.span..self.pos]);
+        }
+        self.span = self.pos;
+    }
+
+    /// JSON whitespace, as serde_json reads it: dropped.
+    #[inline(always)]
     fn skip_whitespace(&mut self) {
+        if let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.drop_whitespace();
+        }
+    }
+
+    fn drop_whitespace(&mut self) {
+        self.flush();
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.pos += 1;
         }
+        self.span = self.pos;
     }
 
     fn value(&mut self, depth: u8) -> Result<(), NotJson> {
@@ -176,24 +214,27 @@ impl<'a> RawWriter<'a, '_> {
             b'{' => self.object(depth.checked_sub(1).filter(|d| *d > 0).ok_or(NotJson)?),
             b'[' => self.array(depth.checked_sub(1).filter(|d| *d > 0).ok_or(NotJson)?),
             b'"' => self.string().map(|_| ()),
-            b't' => self.literal("true"),
-            b'f' => self.literal("false"),
-            b'n' => self.literal("null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
             b'-' | b'0'..=b'9' => self.number(),
             _ => Err(NotJson),
         }
     }
 
-    fn literal(&mut self, word: &'static str) -> Result<(), NotJson> {
-        if self.src[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            self.out.push_str(word);
-            Ok(())
-        } else {
-            Err(NotJson)
+    fn literal(&mut self, word: &[u8]) -> Result<(), NotJson> {
+        let mut i = 0;
+        while i < word.len() {
+            if self.bytes.get(self.pos + i) != Some(&word[i]) {
+                return Err(NotJson);
+            }
+            i += 1;
         }
+        self.pos += word.len();
+        Ok(())
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -236,44 +277,47 @@ impl<'a> RawWriter<'a, '_> {
             }
             plain = false;
         }
-        let token = &self.src[start..self.pos];
-        if plain && int_digits <= 18 {
+        let negative_zero = self.pos - start == 2 && self.bytes[start] == b'-';
+        if plain && int_digits <= 18 && !negative_zero {
             // Fits an i64 and a u64: serde_json reads it as one, `write` prints it back as is.
-            self.out.push_str(if token == "-0" { "0" } else { token });
-        } else {
-            let value: Value = serde_json::from_str(token).map_err(|_| NotJson)?;
-            write(&value, self.out);
+            return Ok(());
         }
+        let end = self.pos;
+        self.pos = start;
+        self.flush();
+        let value: Value = serde_json::from_str(&self.src[start..end]).map_err(|_| NotJson)?;
+        write(&value, self.out);
+        self.pos = end;
+        self.span = end;
         Ok(())
     }
 
     /// A string, decoded and written with the canonical escapes; `true` when the input held an
     /// escape (its decoded text then differs from the bytes between the quotes).
     fn string(&mut self) -> Result<bool, NotJson> {
-        let bytes = self.src.as_bytes();
-        self.pos += 1; // the opening quote
-        self.out.push('"');
+        let bytes = self.bytes;
+        let mut pos = self.pos + 1; // past the opening quote
         let mut escaped = false;
-        let mut run = self.pos;
         loop {
-            match *bytes.get(self.pos).ok_or(NotJson)? {
-                b'"' => {
-                    self.out.push_str(&self.src[run..self.pos]);
-                    self.out.push('"');
-                    self.pos += 1;
-                    return Ok(escaped);
-                }
-                b'\\' => {
-                    self.out.push_str(&self.src[run..self.pos]);
-                    self.pos += 1;
-                    let c = self.escape()?;
-                    let mut utf8 = [0; 4];
-                    write_string_body(c.encode_utf8(&mut utf8), self.out);
-                    escaped = true;
-                    run = self.pos;
-                }
-                0x00..=0x1f => return Err(NotJson), // serde_json refuses raw control characters
-                _ => self.pos += 1,
+            let b = *bytes.get(pos).ok_or(NotJson)?;
+            if b == b'"' {
+                self.pos = pos + 1;
+                return Ok(escaped);
+            }
+            if b == b'\\' {
+                self.pos = pos;
+                self.flush();
+                self.pos = pos + 1;
+                let c = self.escape()?;
+                let mut utf8 = [0; 4];
+                write_string_body(c.encode_utf8(&mut utf8), self.out);
+                self.span = self.pos;
+                pos = self.pos;
+                escaped = true;
+            } else if b < 0x20 {
+                return Err(NotJson); // serde_json refuses raw control characters
+            } else {
+                pos += 1;
             }
         }
     }
@@ -295,7 +339,8 @@ impl<'a> RawWriter<'a, '_> {
                 let first = self.hex4()?;
                 let code = match first {
                     0xD800..=0xDBFF => {
-                        if !self.src[self.pos..].starts_with("\\u") {
+                        if self.peek() != Some(b'\\') || self.bytes.get(self.pos + 1) != Some(&b'u')
+                        {
                             return Err(NotJson);
                         }
                         self.pos += 2;
@@ -317,34 +362,34 @@ impl<'a> RawWriter<'a, '_> {
     }
 
     fn hex4(&mut self) -> Result<u32, NotJson> {
-        let hex = self.src.get(self.pos..self.pos + 4).ok_or(NotJson)?;
-        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(NotJson);
+        let mut n = 0;
+        for _ in 0..4 {
+            let digit = match self.peek().ok_or(NotJson)? {
+                b @ b'0'..=b'9' => b - b'0',
+                b @ b'a'..=b'f' => b - b'a' + 10,
+                b @ b'A'..=b'F' => b - b'A' + 10,
+                _ => return Err(NotJson),
+            };
+            n = n * 16 + u32::from(digit);
+            self.pos += 1;
         }
-        self.pos += 4;
-        u32::from_str_radix(hex, 16).map_err(|_| NotJson)
+        Ok(n)
     }
 
     fn array(&mut self, depth: u8) -> Result<(), NotJson> {
         self.pos += 1;
-        self.out.push('[');
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            self.out.push(']');
             return Ok(());
         }
         loop {
             self.value(depth)?;
             self.skip_whitespace();
             match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.out.push(',');
-                }
+                Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    self.out.push(']');
                     return Ok(());
                 }
                 _ => return Err(NotJson),
@@ -354,13 +399,11 @@ impl<'a> RawWriter<'a, '_> {
 
     fn object(&mut self, depth: u8) -> Result<(), NotJson> {
         self.pos += 1;
-        self.out.push('{');
-        let content = self.out.len();
+        let content = self.out_len();
         let base = self.members.len();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            self.out.push('}');
             return Ok(());
         }
         let mut in_order = true;
@@ -369,10 +412,7 @@ impl<'a> RawWriter<'a, '_> {
             if self.peek() != Some(b'"') {
                 return Err(NotJson);
             }
-            if self.members.len() > base {
-                self.out.push(',');
-            }
-            let start = self.out.len();
+            let start = self.out_len();
             let name_start = self.pos;
             let name = if self.string()? {
                 // An escaped name (rare): decoded by serde_json, for the sort.
@@ -388,28 +428,25 @@ impl<'a> RawWriter<'a, '_> {
                 return Err(NotJson);
             }
             self.pos += 1;
-            self.out.push(':');
             self.value(depth)?;
             if let Some(previous) = self.members[base..].last() {
                 in_order &= previous.name.as_bytes() < name.as_bytes();
             }
-            let end = self.out.len();
+            let end = self.out_len();
             self.members.push(Member { name, start, end });
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
-                }
+                Some(b'}') => break,
                 _ => return Err(NotJson),
             }
         }
         if !in_order {
+            self.flush();
             self.reorder(base, content);
         }
         self.members.truncate(base);
-        self.out.push('}');
+        self.pos += 1; // the `}`, pending
         Ok(())
     }
 
