@@ -37,6 +37,7 @@ const USAGE: &str = "usage: tollgate-config <render|validate|explain> -f FILE [-
       --istio-wasm-url URL   prefix of module URLs in WasmPlugins
       --filters FORM         combined (default: one pipeline filter) or separate (one filter per
                              capability: router, cache, budget, metrics), in envoy.yaml and istio/
+      --no-compression       no gzip of JSON answers for clients that accept it (Envoy's compressor)
   validate runs `envoy --mode validate` too when $TOLLGATE_ENVOY, .tools/bin/envoy or envoy on PATH exists,
   and `promtool check rules` when promtool is on PATH.";
 
@@ -177,6 +178,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             "--ca-file" => output.ca_file = value()?,
             "--istio-wasm-url" => output.istio_wasm_url = value()?,
             "--filters" => output.filters = value()?.parse()?,
+            "--no-compression" => output.compression = false,
             "--metrics-naming" => {
                 output.metrics_naming = match value()?.as_str() {
                     "agentgateway" => tollgate_core::config::metrics::MetricNaming::Agentgateway,

@@ -61,6 +61,7 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
     assert_eq!(
         names,
         [
+            "envoy.filters.http.compressor",
             "envoy.filters.http.header_mutation",
             "envoy.filters.http.jwt_authn",
             "tollgate",
@@ -68,11 +69,11 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
         ]
     );
     assert_eq!(
-        filters[0]["typed_config"]["mutations"]["request_mutations"],
+        filters[1]["typed_config"]["mutations"]["request_mutations"],
         json!([{"remove": "x-tollgate-client"}]),
         "a client-sent client header is dropped before authentication can set it"
     );
-    for filter in &filters[2..3] {
+    for filter in &filters[3..4] {
         let config = &filter["typed_config"]["config"];
         assert_eq!(config["vm_config"]["vm_id"], "tollgate");
         assert_eq!(config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
@@ -84,7 +85,7 @@ fn downstream_filters_run_in_design_order_in_one_vm() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(module(2), "build/wasm/tollgate.wasm");
+    assert_eq!(module(3), "build/wasm/tollgate.wasm");
     let route = pipeline(&bootstrap).route;
     let kinds: Vec<(&str, RouteKind)> = route
         .routes

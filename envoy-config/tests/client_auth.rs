@@ -99,6 +99,7 @@ fn the_api_key_filter_is_off_except_where_a_route_turns_it_on() {
     assert_eq!(
         names,
         [
+            "envoy.filters.http.compressor",
             "envoy.filters.http.header_mutation",
             "envoy.filters.http.jwt_authn",
             "envoy.filters.http.api_key_auth",

@@ -348,6 +348,11 @@ pub fn wasm_filter(
 
 fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Value {
     let mut http_filters = Vec::new();
+    // First: it reads the client's accept-encoding before anything else, and compresses last,
+    // after the pipeline has read the identity answer.
+    if options.compression {
+        http_filters.push(super::compression::filter());
+    }
     http_filters.extend(client_auth_filters(plan));
     let configs = downstream_plugin_configs(plan, router);
     let env_keys = host_env_keys(plan);
@@ -362,7 +367,7 @@ fn listener(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Valu
     }));
     let mut hcm = hardened_hcm("tollgate", options);
     hcm["stream_idle_timeout"] = json!(stream_idle_timeout(plan).to_envoy());
-    hcm["route_config"] = route_config(plan, router);
+    hcm["route_config"] = route_config(plan, router, options);
     if plan.jwt.is_some() || plan.route_policies.values().any(|p| p.api_keys.is_some()) {
         hcm["local_reply_config"] = auth_local_replies();
     }
@@ -610,10 +615,13 @@ fn jwt_authn(plan: &Plan, providers: &[crate::model::traffic_policy::JwtProvider
     })
 }
 
-/// The per-route configuration of the authentication filters for one HTTPRoute's routes.
-fn route_auth(plan: &Plan, route: &RoutePlan) -> Option<Value> {
-    let policies = plan.route_policies.get(&route.name)?;
+/// The per-route configuration of the authentication filters for one HTTPRoute's routes
+/// (empty: no policy targets the route).
+fn route_auth(plan: &Plan, route: &RoutePlan) -> serde_json::Map<String, Value> {
     let mut config = serde_json::Map::new();
+    let Some(policies) = plan.route_policies.get(&route.name) else {
+        return config;
+    };
     if let Some(requirement) = &policies.jwt {
         config.insert(
             auth_filter::JWT.to_string(),
@@ -641,7 +649,7 @@ fn route_auth(plan: &Plan, route: &RoutePlan) -> Option<Value> {
             }),
         );
     }
-    (!config.is_empty()).then_some(Value::Object(config))
+    config
 }
 
 /// The authentication filters' 401 and 403 (plain text from Envoy) as OpenAI-format errors:
@@ -678,15 +686,22 @@ pub fn request_body_buffer_limit(router: &RouterConfig) -> u64 {
 /// are ordered by.
 type SortableRoute = (u8, usize, usize, usize, Value);
 
-fn route_config(plan: &Plan, router: &RouterConfig) -> Value {
+fn route_config(plan: &Plan, router: &RouterConfig, options: &OutputOptions) -> Value {
     // Virtual hosts by host-name set; routes in Gateway API precedence order inside each.
     let mut hosts: BTreeMap<Vec<String>, Vec<SortableRoute>> = BTreeMap::new();
     let natives = super::native_upstream::native_backends(plan);
     for (route_index, route) in plan.routes.iter().enumerate() {
-        let auth = route_auth(plan, route);
+        let mut per_filter = route_auth(plan, route);
+        if let Some(compressor) = options
+            .compression
+            .then(|| super::compression::per_route(route.scope.kind))
+            .flatten()
+        {
+            per_filter.insert(super::compression::FILTER.to_string(), compressor);
+        }
         for (class, length, headers, mut entry) in route_entries(route, router, &natives) {
-            if let Some(auth) = &auth {
-                entry["typed_per_filter_config"] = auth.clone();
+            if !per_filter.is_empty() {
+                entry["typed_per_filter_config"] = Value::Object(per_filter.clone());
             }
             hosts.entry(route.hostnames.clone()).or_default().push((
                 class,

@@ -3,6 +3,7 @@
 
 pub mod budget_section;
 pub mod cache_section;
+pub mod compression;
 pub mod envoy;
 pub mod istio;
 pub mod kubernetes;
@@ -43,6 +44,9 @@ pub struct OutputOptions {
     pub filters: FilterForm,
     /// Metric names: the guide's (`agentgateway_*`, default) or OpenTelemetry GenAI's.
     pub metrics_naming: tollgate_core::config::metrics::MetricNaming,
+    /// gzip for clients that accept it, by Envoy's compressor (see [`compression`]); on by
+    /// default, `--no-compression` leaves the filter out.
+    pub compression: bool,
 }
 
 /// How the downstream capabilities are loaded into Envoy (and Istio).
@@ -86,6 +90,7 @@ impl Default for OutputOptions {
             istio_wasm_url: "file:///var/local/lib/tollgate/wasm/".to_string(),
             filters: FilterForm::Combined,
             metrics_naming: Default::default(),
+            compression: true,
         }
     }
 }
