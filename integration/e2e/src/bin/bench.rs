@@ -1148,6 +1148,11 @@ fn load() -> Result<(), Error> {
         }
         eprintln!("bench: {name} latency done");
     }
+    // A probe's memory: its RSS after its saturated runs (a V8 VM of a 57 KB module).
+    for setup in running.iter().filter(|s| s.spec.is_probe()) {
+        let rss = rss_mb(setup.pid(&mock))?;
+        rows.entry(setup.spec.name.clone()).or_default().rss = Some((rss, rss, 0));
+    }
     // Memory: RSS before and after many requests (unique bodies: the cache fills to its bound).
     for setup in running.iter().filter(|s| !s.spec.is_probe()) {
         if setup.proc.is_none() {
@@ -1486,8 +1491,12 @@ fn probe_table(
         s,
         "\n## What one host call costs (probe filter, `BENCH_PROBES`)\n"
     );
-    let _ = writeln!(s, "| probe | 1 KB req/s | Envoy CPU µs/req | +µs vs plain | +µs vs `buffer` | calls/request | µs per call |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let plain_rss = rows
+        .get("plain-envoy")
+        .and_then(|r| r.rss)
+        .map(|(before, _, _)| before);
+    let _ = writeln!(s, "| probe | 1 KB req/s | Envoy CPU µs/req | +µs vs plain | +µs vs `buffer` | calls/request | µs per call | RSS MB (− plain) |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for setup in running.iter().filter(|r| r.spec.is_probe()) {
         let Some(row) = rows.get(&setup.spec.name) else {
             continue;
@@ -1503,14 +1512,17 @@ fn probe_table(
             buffer_cpu
         };
         let per_call = cpu.zip(base).map(|(c, b)| (c - b) / n);
+        let rss = row.rss.map(|(r, _, _)| r);
         let _ = writeln!(
             s,
-            "| `{probe}` | {} | {} | {} | {} | {n} | {} |",
+            "| `{probe}` | {} | {} | {} | {} | {n} | {} | {} ({}) |",
             opt(row.rps(), 0),
             opt(cpu, 1),
             opt(cpu.zip(plain_cpu).map(|(c, p)| c - p), 1),
             opt(cpu.zip(buffer_cpu).map(|(c, b)| c - b), 1),
             opt(per_call, 2),
+            opt(rss, 1),
+            opt(rss.zip(plain_rss).map(|(r, p)| r - p), 1),
         );
     }
     let _ = writeln!(s, "\n`empty` continues every callback; `buffer` holds the headers until the whole body is in (as the pipeline does); every other probe is `buffer` plus its call made n times per request. A first request-header change makes Envoy clear its route cache and route again, so `set_header` (n = 1) prices that and `set_header*100` the calls after it.");
