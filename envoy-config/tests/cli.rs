@@ -152,3 +152,20 @@ fn render_warns_on_stderr_and_explain_lists_routes_spending_keys_without_client_
         printed(&loopback)
     );
 }
+
+#[test]
+fn no_compression_renders_an_envoy_yaml_without_the_compressor() {
+    for (flag, present) in [(None, true), (Some("--no-compression"), false)] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["render", "-o", out.path().to_str().unwrap()];
+        args.extend(flag);
+        let output = tollgate_config(&args);
+        assert!(output.status.success(), "{}", printed(&output));
+        let envoy = std::fs::read_to_string(out.path().join("envoy.yaml")).unwrap();
+        assert_eq!(
+            envoy.contains("envoy.filters.http.compressor"),
+            present,
+            "{flag:?}"
+        );
+    }
+}

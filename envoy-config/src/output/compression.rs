@@ -29,10 +29,6 @@ pub const CONTENT_TYPES: [&str; 1] = ["application/json"];
 /// adapter translated, whatever its size.)
 pub const MIN_CONTENT_LENGTH: u32 = 1100;
 
-/// Runtime key that turns compression off without regenerating (`/runtime_modify` on admin,
-/// or a runtime layer): `tollgate.compression.enabled=false`.
-pub const RUNTIME_KEY: &str = "tollgate.compression.enabled";
-
 /// The `envoy.filters.http.compressor` entry of the listener's `http_filters`.
 ///
 /// gzip at `BEST_SPEED` with Envoy's default window (12 bits) and memory level (5), about
@@ -45,7 +41,6 @@ pub fn filter() -> Value {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
             "response_direction_config": {
                 "common_config": {
-                    "enabled": {"default_value": true, "runtime_key": RUNTIME_KEY},
                     "min_content_length": MIN_CONTENT_LENGTH,
                     "content_type": CONTENT_TYPES,
                 },
