@@ -75,7 +75,12 @@ fn write_string_body(s: &str, out: &mut String) {
     // every split falls on a character boundary.
     let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    loop {
+        let i = plain_run(bytes, run);
+        out.push_str(&s[run..i]);
+        let Some(&b) = bytes.get(i) else {
+            return;
+        };
         let escape: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -84,10 +89,8 @@ fn write_string_body(s: &str, out: &mut String) {
             b'\n' => "\\n",
             0x0c => "\\f",
             b'\r' => "\\r",
-            0x00..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
-        out.push_str(&s[run..i]);
         if escape.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
@@ -98,7 +101,35 @@ fn write_string_body(s: &str, out: &mut String) {
         }
         run = i + 1;
     }
-    out.push_str(&s[run..]);
+}
+
+/// The index of the first byte at or after `from` that ends a plain run of string text (`"`,
+/// `\` or a control character below U+0020), or `bytes.len()`. Eight bytes at a time: prompts
+/// are long strings, and this loop is most of what reading them costs.
+#[inline(always)]
+pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        // A byte's high bit survives in each term exactly when that byte is below 0x20, or
+        // `"` (0x22) or `\` (0x5c): the classic has-zero-byte test, exact for "any byte".
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        let quote = (w ^ (ONES * 0x22)).wrapping_sub(ONES) & !(w ^ (ONES * 0x22));
+        let backslash = (w ^ (ONES * 0x5c)).wrapping_sub(ONES) & !(w ^ (ONES * 0x5c));
+        if (control | quote | backslash) & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// JSON text [`write_json`] does not write: exactly the text `serde_json` refuses to read into a
@@ -299,6 +330,7 @@ impl<'a> RawWriter<'a, '_> {
         let mut pos = self.pos + 1; // past the opening quote
         let mut escaped = false;
         loop {
+            pos = plain_run(bytes, pos);
             let b = *bytes.get(pos).ok_or(NotJson)?;
             if b == b'"' {
                 self.pos = pos + 1;
@@ -314,10 +346,8 @@ impl<'a> RawWriter<'a, '_> {
                 self.span = self.pos;
                 pos = self.pos;
                 escaped = true;
-            } else if b < 0x20 {
-                return Err(NotJson); // serde_json refuses raw control characters
             } else {
-                pos += 1;
+                return Err(NotJson); // serde_json refuses raw control characters
             }
         }
     }
@@ -554,6 +584,34 @@ mod tests {
         for (input, canonical) in cases {
             let value: Value = serde_json::from_str(input).unwrap();
             assert_eq!(to_string(&value), canonical, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_byte() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| bytes[i] < 0x20 || bytes[i] == b'"' || bytes[i] == b'\\')
+                .unwrap_or(bytes.len())
+        };
+        // Every byte value at every position of a run, around the 8-byte steps; and after
+        // bytes whose subtraction borrows (0x00, 0x80, 0xff) so a false hit would show.
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    for filler in [b'a', 0x80, 0xff, 0x21, 0x23, 0x5b, 0x5d] {
+                        let mut bytes = vec![filler; len];
+                        bytes[at] = b;
+                        for from in [0, 1.min(len), at] {
+                            assert_eq!(
+                                plain_run(&bytes, from),
+                                naive(&bytes, from),
+                                "{bytes:?} from {from}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 

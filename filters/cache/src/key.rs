@@ -7,6 +7,7 @@
 use crate::canonical;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -105,29 +106,27 @@ impl JsonPath {
 
     /// The raw slice the path selects in `top` (the body's top-level members), `None` when
     /// absent (a present `null` is `Some("null")`). An error: a step met malformed JSON.
-    pub fn select<'a>(
-        &self,
-        top: &BTreeMap<String, &'a RawValue>,
-    ) -> Result<Option<&'a RawValue>, serde_json::Error> {
+    pub fn select<'a>(&self, top: &TopLevel<'a>) -> Result<Option<&'a str>, KeyError> {
         let mut steps = self.steps.iter();
         let mut current = match steps.next() {
             Some(PathStep::Member(name)) => match top.get(name) {
-                Some(raw) => *raw,
+                Some(raw) => raw,
                 None => return Ok(None),
             },
             _ => return Ok(None),
         };
+        let malformed = |_| KeyError::Malformed;
         for step in steps {
-            let trimmed = current.get().trim_start();
             let next = match step {
-                PathStep::Member(name) if trimmed.starts_with('{') => {
+                PathStep::Member(name) if current.starts_with('{') => {
                     let members: BTreeMap<String, &'a RawValue> =
-                        serde_json::from_str(current.get())?;
-                    members.get(name).copied()
+                        serde_json::from_str(current).map_err(malformed)?;
+                    members.get(name).map(|raw| raw.get())
                 }
-                PathStep::Index(index) if trimmed.starts_with('[') => {
-                    let items: Vec<&'a RawValue> = serde_json::from_str(current.get())?;
-                    items.get(*index).copied()
+                PathStep::Index(index) if current.starts_with('[') => {
+                    let items: Vec<&'a RawValue> =
+                        serde_json::from_str(current).map_err(malformed)?;
+                    items.get(*index).map(|raw| raw.get())
                 }
                 _ => None, // a member of a non-object, an index of a non-array: absent
             };
@@ -140,9 +139,264 @@ impl JsonPath {
     }
 }
 
-/// The body's top-level members as raw slices (one pass, values not built).
-pub fn top_level(body: &[u8]) -> Result<BTreeMap<String, &RawValue>, serde_json::Error> {
-    serde_json::from_slice(body)
+/// The body's top-level members as raw slices of it, in body order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopLevel<'a> {
+    members: Vec<(Cow<'a, str>, &'a str)>,
+}
+
+impl<'a> TopLevel<'a> {
+    /// The raw value of member `name`; of two members with one name the last counts (as in a
+    /// map serde_json fills).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, raw)| *raw)
+    }
+
+    /// The members as a map (the last of a name), for tests and logs.
+    pub fn to_map(&self) -> BTreeMap<&str, &'a str> {
+        self.members
+            .iter()
+            .map(|(n, raw)| (n.as_ref(), *raw))
+            .collect()
+    }
+}
+
+/// The body's top-level members as raw slices, in one pass that builds no value.
+///
+/// It accepts exactly the bodies serde_json reads as `BTreeMap<String, &RawValue>` (what this
+/// was before): UTF-8, one object, member names read strictly (escapes decoded, a lone
+/// surrogate refused), values checked the way serde_json checks a raw value (its grammar,
+/// escapes well formed, surrogates and nesting depth not checked). `tests/canonical_raw.rs`
+/// holds the two to the same answers.
+pub fn top_level(body: &[u8]) -> Result<TopLevel<'_>, KeyError> {
+    let src = std::str::from_utf8(body).map_err(|_| KeyError::Malformed)?;
+    let mut scan = Scan {
+        bytes: src.as_bytes(),
+        pos: 0,
+        frames: Vec::new(),
+    };
+    let mut members = Vec::new();
+    scan.whitespace();
+    scan.eat(b'{')?;
+    scan.whitespace();
+    if scan.peek() == Some(b'}') {
+        scan.pos += 1;
+    } else {
+        loop {
+            scan.whitespace();
+            let start = scan.pos;
+            let name = if scan.string()? {
+                // An escaped name (rare): decoded by serde_json, as strictly as before.
+                Cow::Owned(
+                    serde_json::from_str::<String>(&src[start..scan.pos])
+                        .map_err(|_| KeyError::Malformed)?,
+                )
+            } else {
+                Cow::Borrowed(&src[start + 1..scan.pos - 1])
+            };
+            scan.whitespace();
+            scan.eat(b':')?;
+            scan.whitespace();
+            let value = scan.pos;
+            scan.value()?;
+            members.push((name, &src[value..scan.pos]));
+            scan.whitespace();
+            match scan.peek() {
+                Some(b',') => scan.pos += 1,
+                Some(b'}') => {
+                    scan.pos += 1;
+                    break;
+                }
+                _ => return Err(KeyError::Malformed),
+            }
+        }
+    }
+    scan.whitespace();
+    if scan.pos == src.len() {
+        Ok(TopLevel { members })
+    } else {
+        Err(KeyError::Malformed)
+    }
+}
+
+/// A checking pass over JSON text as serde_json's `ignore_value` makes it (for raw values).
+struct Scan<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// The arrays (`false`) and objects (`true`) open around the current value.
+    frames: Vec<bool>,
+}
+
+impl Scan<'_> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline(always)]
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), KeyError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(KeyError::Malformed)
+        }
+    }
+
+    /// A string (at its `"`), escapes checked for form only; `true` when it held one.
+    fn string(&mut self) -> Result<bool, KeyError> {
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            self.pos = canonical::plain_run(self.bytes, self.pos);
+            match self.peek().ok_or(KeyError::Malformed)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 1;
+                    match self.peek().ok_or(KeyError::Malformed)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
+                        b'u' => {
+                            self.pos += 1;
+                            for _ in 0..4 {
+                                if !self.peek().is_some_and(|b| b.is_ascii_hexdigit()) {
+                                    return Err(KeyError::Malformed);
+                                }
+                                self.pos += 1;
+                            }
+                        }
+                        _ => return Err(KeyError::Malformed),
+                    }
+                }
+                _ => return Err(KeyError::Malformed), // a raw control character
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), KeyError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(KeyError::Malformed),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(KeyError::Malformed);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(KeyError::Malformed);
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), KeyError> {
+        for &expected in word {
+            self.eat(expected)?;
+        }
+        Ok(())
+    }
+
+    /// An object member's name and colon (after `{` or `,`).
+    fn member_name(&mut self) -> Result<(), KeyError> {
+        self.whitespace();
+        self.string()?;
+        self.whitespace();
+        self.eat(b':')
+    }
+
+    /// One value, nested to any depth without recursion (as serde_json's raw values).
+    fn value(&mut self) -> Result<(), KeyError> {
+        self.frames.clear();
+        loop {
+            self.whitespace();
+            match self.peek().ok_or(KeyError::Malformed)? {
+                b'{' => {
+                    self.pos += 1;
+                    self.whitespace();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                    } else {
+                        self.frames.push(true);
+                        self.member_name()?;
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.pos += 1;
+                    self.whitespace();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                    } else {
+                        self.frames.push(false);
+                        continue;
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                }
+                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => return Err(KeyError::Malformed),
+            }
+            // A value ended: close the containers it ends, up to the next value.
+            loop {
+                let Some(&object) = self.frames.last() else {
+                    return Ok(());
+                };
+                self.whitespace();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if object {
+                            self.member_name()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    _ => return Err(KeyError::Malformed),
+                }
+                self.pos += 1;
+                self.frames.pop();
+            }
+        }
+    }
 }
 
 /// Everything a key is made of, as the glue read it.
@@ -287,20 +541,16 @@ pub fn body_part(body: &[u8], paths: &[JsonPath]) -> Result<BodyPart, KeyError> 
         canonical::write_json_bytes(body, &mut text).map_err(|_| KeyError::Malformed)?;
         return Ok(BodyPart::Whole(text));
     }
-    let top = top_level(body).map_err(|_| KeyError::Malformed)?;
-    body_part_of(&top, paths)
+    body_part_of(&top_level(body)?, paths)
 }
 
 /// [`body_part`] over already split top-level members: the object of the present paths, in
 /// byte order of the paths as configured, each value's canonical text written from its raw
 /// slice of the body.
-pub fn body_part_of(
-    top: &BTreeMap<String, &RawValue>,
-    paths: &[JsonPath],
-) -> Result<BodyPart, KeyError> {
-    let mut selected: Vec<(&str, &RawValue)> = Vec::with_capacity(paths.len());
+pub fn body_part_of(top: &TopLevel<'_>, paths: &[JsonPath]) -> Result<BodyPart, KeyError> {
+    let mut selected: Vec<(&str, &str)> = Vec::with_capacity(paths.len());
     for path in paths {
-        if let Some(raw) = path.select(top).map_err(|_| KeyError::Malformed)? {
+        if let Some(raw) = path.select(top)? {
             selected.push((path.as_str(), raw));
         }
     }
@@ -309,7 +559,7 @@ pub fn body_part_of(
     selected.dedup_by(|a, b| a.0 == b.0);
     let size: usize = selected
         .iter()
-        .map(|(path, raw)| path.len() + raw.get().len() + 4)
+        .map(|(path, raw)| path.len() + raw.len() + 4)
         .sum();
     let mut text = String::with_capacity(size + 2);
     text.push('{');
@@ -319,7 +569,7 @@ pub fn body_part_of(
         }
         canonical::write_string(path, &mut text);
         text.push(':');
-        canonical::write_json(raw.get(), &mut text).map_err(|_| KeyError::Malformed)?;
+        canonical::write_json(raw, &mut text).map_err(|_| KeyError::Malformed)?;
     }
     text.push('}');
     Ok(BodyPart::Paths(text))
@@ -342,7 +592,7 @@ mod tests {
                 .unwrap()
                 .select(&top)
                 .unwrap()
-                .map(|r| r.get().to_string())
+                .map(str::to_string)
         };
         assert_eq!(get("$.model").as_deref(), Some(r#""m""#));
         assert_eq!(get("$.messages[0].content").as_deref(), Some(r#""hi""#));

@@ -7,7 +7,7 @@
 //!   choice finished with `stop` or `length` (no tool calls, no content filter).
 //! - Aggressive mode caches any complete 200 of the same request.
 
-use serde_json::value::RawValue;
+use crate::key::TopLevel;
 use std::collections::BTreeMap;
 use tollgate_core::config::cache::CacheMode;
 use tollgate_core::sse::SseParser;
@@ -70,15 +70,12 @@ impl NotCacheable {
 }
 
 /// Whether a chat request may be cached under `mode`, from its top-level members.
-pub fn request_cacheable(
-    mode: CacheMode,
-    top: &BTreeMap<String, &RawValue>,
-) -> Result<(), NotCacheable> {
+pub fn request_cacheable(mode: CacheMode, top: &TopLevel<'_>) -> Result<(), NotCacheable> {
     if mode == CacheMode::Aggressive {
         return Ok(());
     }
     let number = |name: &str| -> Result<Option<f64>, NotCacheable> {
-        match top.get(name).map(|r| r.get()).filter(|r| *r != "null") {
+        match top.get(name).filter(|r| *r != "null") {
             None => Ok(None),
             Some(raw) => serde_json::from_str::<f64>(raw)
                 .map(Some)
@@ -91,7 +88,7 @@ pub fn request_cacheable(
     if number("n")?.is_some_and(|n| n > 1.0) {
         return Err(NotCacheable::SeveralChoices);
     }
-    let asks_logprobs = match top.get("logprobs").map(|r| r.get()) {
+    let asks_logprobs = match top.get("logprobs") {
         None | Some("null") | Some("false") => false,
         Some(_) => true,
     };

@@ -151,7 +151,7 @@ impl ToolCache {
         let name = name_path
             .as_ref()
             .and_then(|p| p.select(&top).ok().flatten())
-            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+            .and_then(|raw| serde_json::from_str::<String>(raw).ok());
         let Some(name) = name else {
             return ToolPlan::Bypass("no tool name");
         };
@@ -163,7 +163,7 @@ impl ToolCache {
                 .select(&top)
                 .ok()
                 .flatten()
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                .and_then(|raw| serde_json::from_str::<String>(raw).ok())
                 .is_some_and(|v| rule.values.contains(&v))
         });
         let ttl_ms = match rule {

@@ -1,12 +1,21 @@
-//! The key path's canonical writer (`canonical::write_json`, straight from JSON text) against
-//! the value writer (`canonical::to_string` over the `serde_json::Value` serde_json reads from
-//! the same text): byte for byte the same canonical text for any JSON, however it is spelled
-//! (whitespace, member order, string escapes, number notation), and a refusal exactly when
-//! serde_json refuses the text — a refusal is what makes a request bypass the cache.
+//! The key path's raw JSON readers against serde_json, whose behaviour they replace:
+//!
+//! - the canonical writer (`canonical::write_json`, straight from JSON text) against the value
+//!   writer (`canonical::to_string` over the `serde_json::Value` serde_json reads from the same
+//!   text): byte for byte the same canonical text for any JSON, however it is spelled
+//!   (whitespace, member order, string escapes, number notation);
+//! - the top-level split (`key::top_level`) against serde_json's `BTreeMap<String, &RawValue>`:
+//!   the same members and raw slices.
+//!
+//! Both refuse exactly what serde_json refuses: a refusal is what makes a request bypass the
+//! cache, so a difference would change which requests are cached.
 
 use proptest::prelude::*;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use tollgate_cache::canonical::{to_string, write_json, write_json_bytes};
+use tollgate_cache::key::top_level;
 
 /// A JSON value; numbers and strings are spelled only when rendered.
 #[derive(Debug, Clone)]
@@ -17,7 +26,7 @@ enum Json {
     Float(f64),
     Str(String),
     Array(Vec<Json>),
-    /// Names are distinct (a map's keys).
+    /// Names are distinct where a map made them (`json()`), repeated where a test wants it.
     Object(Vec<(String, Json)>),
 }
 
@@ -26,6 +35,37 @@ fn by_value(text: &str) -> Option<String> {
     serde_json::from_str::<Value>(text)
         .ok()
         .map(|v| to_string(&v))
+}
+
+/// The top-level members serde_json reads from `body` (what the key path read before).
+fn top_by_serde(body: &str) -> Option<BTreeMap<String, String>> {
+    serde_json::from_slice::<BTreeMap<String, &RawValue>>(body.as_bytes())
+        .ok()
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k, v.get().to_string()))
+                .collect()
+        })
+}
+
+/// The top-level members `top_level` splits `body` into, each as `get` finds it.
+fn top_by_scan(body: &str) -> Option<BTreeMap<String, String>> {
+    top_level(body.as_bytes()).ok().map(|top| {
+        top.to_map()
+            .into_keys()
+            .map(|name| (name.to_string(), top.get(name).unwrap().to_string()))
+            .collect()
+    })
+}
+
+/// A body: a top-level object whose names may repeat.
+fn body() -> impl Strategy<Value = Json> {
+    prop::collection::vec((text(), json()), 0..6).prop_map(|mut members| {
+        if members.len() > 2 {
+            members[2].0 = members[0].0.clone(); // a repeated name: the last one counts
+        }
+        Json::Object(members)
+    })
 }
 
 /// What the raw writer makes of `text`; `None`: refused.
@@ -333,6 +373,22 @@ proptest! {
     }
 
     #[test]
+    fn the_top_level_split_finds_what_serde_json_finds(value in body(), seed: u64) {
+        let text = spell(&value, seed);
+        let expected = top_by_serde(&text);
+        prop_assert!(expected.is_some(), "the generator made text serde_json refuses: {:?}", text);
+        prop_assert_eq!(top_by_scan(&text), expected, "text: {:?}", text);
+    }
+
+    #[test]
+    fn a_near_json_body_is_split_exactly_when_serde_json_splits_it(
+        value in body(), seed: u64, edit: u64,
+    ) {
+        let text = mutate(&spell(&value, seed), edit);
+        prop_assert_eq!(top_by_scan(&text), top_by_serde(&text), "text: {:?}", text);
+    }
+
+    #[test]
     fn near_json_is_refused_exactly_when_serde_json_refuses_it(
         value in json(), seed: u64, edit: u64,
     ) {
@@ -444,6 +500,55 @@ fn edge_cases_are_written_and_refused_as_serde_json_reads_them() {
     }
     assert_eq!(by_raw(&deep(127)).as_deref(), Some(deep(127).as_str()));
     assert_eq!(by_raw(&deep(128)), None, "serde_json's nesting limit");
+}
+
+#[test]
+fn the_top_level_split_checks_values_as_loosely_as_serde_json_and_names_as_strictly() {
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
+    let cases = [
+        r#"{"a":"\ud800"}"#,     // a lone surrogate in a value: read as a raw value
+        r#"{"a":{"\udc00":1}}"#, // ... also in a nested name
+        r#"{"\ud800":1}"#,       // in a top-level name: refused
+        r#"{"\u0061":1,"a":2}"#, // one name twice, spelled two ways
+        r#"{"a":1,"b":[1,{"c":[]}],"a":{"x":null}}"#,
+        r#"{"a":1e400}"#, // out of range, but a raw value only checks the grammar
+        r#"{"a":01}"#,
+        r#"{"a":-}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"\u12"}"#,
+        "{\"a\":\"\u{1}\"}",
+        r#"{"a":tru}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":{"b"}}"#,
+        r#"{"a":{,}}"#,
+        r#"{"a":[}"#,
+        r#"{"a":{]}"#,
+        r#"{"a":1,}"#,
+        r#"{"a" 1}"#,
+        r#"{a:1}"#,
+        "{}",
+        " { } ",
+        "[1]",
+        "1",
+        "\"a\"",
+        "",
+        "{",
+        "{}x",
+        "{} {}",
+        "\u{feff}{}",
+        r#"{"a":[[[]]]}"#,
+        r#"{"a":{"b":{"c":{}}}}"#,
+        r#"{"a" : [ 1 , { "b" : 2 } ] , "c" : "d" }"#,
+    ];
+    for text in cases.iter().copied().chain([deep.as_str()]) {
+        assert_eq!(top_by_scan(text), top_by_serde(text), "text: {text:?}");
+    }
+    assert!(
+        top_by_scan(&deep).is_some(),
+        "raw values have no depth limit"
+    );
+    assert!(top_by_scan(r#"{"\ud800":1}"#).is_none());
 }
 
 #[test]
