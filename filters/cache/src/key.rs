@@ -6,7 +6,6 @@
 
 use crate::canonical;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -510,7 +509,7 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     /// The key of a canonical document.
     pub fn of_canonical(canonical: &str) -> Self {
-        Self(Sha256::digest(canonical.as_bytes()).into())
+        Self(crate::sha256::digest(canonical.as_bytes()))
     }
 
     /// Lower-case hex.

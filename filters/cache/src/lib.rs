@@ -15,6 +15,7 @@ pub mod key;
 pub mod policy;
 pub mod response;
 pub mod semantic;
+pub mod sha256;
 pub mod store;
 pub mod tools;
 

@@ -13,7 +13,6 @@ use crate::entry::{replay_body, BodyKind, Entry};
 use crate::key::CacheKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tollgate_core::config::cache::SemanticCachePolicy;
 use tollgate_core::facts::{Answerer, RequestFacts, ResponseFacts};
 use tollgate_core::names::{header, semantic_cache};
@@ -186,7 +185,7 @@ pub fn validate(policy: &SemanticCachePolicy) -> Result<(), String> {
 }
 
 fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
+    let digest = crate::sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(64);
     for byte in digest {
         hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
