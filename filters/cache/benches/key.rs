@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p tollgate-cache --bench key`. The module's cost in Envoy is the host bench's
 //! (`cargo bench -p tollgate --bench cache_stage`); this one names the functions under callgrind.
+//! Natively the `sha2` crate would use the CPU's SHA instructions, which wasm does not have, so
+//! the hash's share here is not the module's (`src/sha256.rs` is written for the module).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::collections::BTreeMap;
