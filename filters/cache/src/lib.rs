@@ -2,6 +2,8 @@
 //! the `tollgate` glue crate. No proxy-wasm here: the dependency graph keeps it out.
 //!
 //! - [`key`]: cache keys (SHA-256 over the canonical form of `KEYS.md`).
+//! - [`canonical`]: the canonical JSON form, written from a value or straight from JSON text.
+//! - [`sha256`]: the keys' hash, written for the size-tuned module.
 //! - [`policy`]: what may be looked up and stored (safe and aggressive modes).
 //! - [`entry`]: stored answers and their replay.
 //! - [`store`]: entries in shared data within a hard byte bound and a fixed key space.
