@@ -3,7 +3,7 @@
 //! as ECMAScript writes a double (so `0`, `0.0` and `0e0` are one value), strings with the
 //! minimal escapes.
 //!
-//! Two writers of the same bytes: [`write`] over a [`Value`], and [`write_json`] straight from
+//! Two writers of the same bytes: [`write()`] over a [`Value`], and [`write_json`] straight from
 //! JSON text (the key path: no value tree, no per-string allocation, unescaped runs of string
 //! bytes copied whole). `tests/canonical_raw.rs` holds them to the same output.
 
@@ -275,7 +275,7 @@ impl<'a> RawWriter<'a, '_> {
     }
 
     /// A number token (JSON's grammar). Integers of up to 18 digits are their own canonical
-    /// form (`-0` is `0`); every other number goes through serde_json and [`write`], so its
+    /// form (`-0` is `0`); every other number goes through serde_json and [`write()`], so its
     /// value and its refusal (out of range) are serde_json's.
     fn number(&mut self) -> Result<(), NotJson> {
         let start = self.pos;
