@@ -81,7 +81,8 @@ impl Call {
                 let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-probe", Some("1"));
             }
             Call::RemoveHeader => {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-probe-absent", None);
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-probe-absent", None);
             }
             Call::SetProperty => {
                 let _ = hostcalls::set_property(
