@@ -16,11 +16,15 @@ const CONFIG: &str = r#"{"route":{
   }}}"#;
 
 fn host() -> Host {
+    host_with(CONFIG)
+}
+
+fn host_with(config: &str) -> Host {
     Host::builder()
         .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
         .vm_id("tollgate")
         .root_id("tollgate")
-        .configuration(CONFIG.as_bytes())
+        .configuration(config.as_bytes())
         .allow_on_headers_stop_iteration(true)
         .build()
         .unwrap()
@@ -240,14 +244,7 @@ const NATIVE: &str = r#"{"route":{
 /// serve natively needs neither, and each header map is read in one call.
 #[test]
 fn a_request_for_a_native_backend_is_routed_without_touching_request_headers_or_filter_state() {
-    let host = Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(NATIVE.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .build()
-        .unwrap();
+    let host = host_with(NATIVE);
     let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
     let length = body.len().to_string();
     let headers = [
