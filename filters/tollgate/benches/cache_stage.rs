@@ -10,15 +10,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::cell::Cell;
 use tollgate_host::{Host, Value};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 fn host(config: &str) -> Host {
-    Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(config.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .build()
-        .unwrap()
+    support::pipeline(config).build().unwrap()
 }
 
 fn request(question: &str) -> String {

@@ -6,6 +6,8 @@ use serde_json::Value as Json;
 use std::time::Duration;
 use tollgate_host::{Host, Outcome, Stream, Value};
 
+mod support;
+
 const HOUR_MS: u64 = 3_600_000;
 
 /// One policy on `llm-routes`, keyed on the authenticated client, one bucket of `max` tokens
@@ -19,15 +21,7 @@ fn config(max: u64, interval_ms: u64, extra: &str) -> String {
 }
 
 fn host_with(config: &str, workers: usize) -> Host {
-    Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(config.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .workers(workers)
-        .build()
-        .unwrap()
+    support::pipeline(config).workers(workers).build().unwrap()
 }
 
 /// A chat body of exactly `len` bytes asking for at most `max_tokens` output tokens.

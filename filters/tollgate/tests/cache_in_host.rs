@@ -6,6 +6,8 @@ use serde_json::Value as Json;
 use std::time::Duration;
 use tollgate_host::{Host, Outcome, Value};
 
+mod support;
+
 const VM_ID: &str = "tollgate";
 const NS: &str = "tollgate.cache/llm-routes/response";
 
@@ -20,15 +22,7 @@ fn config(mode: &str, ttl_ms: u64, max_size: u64, slots: u32) -> String {
 }
 
 fn host_with(config: &str, workers: usize) -> Host {
-    Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id(VM_ID)
-        .root_id("tollgate")
-        .configuration(config.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .workers(workers)
-        .build()
-        .unwrap()
+    support::pipeline(config).workers(workers).build().unwrap()
 }
 
 fn host() -> Host {

@@ -5,6 +5,8 @@
 use serde_json::Value as Json;
 use tollgate_host::{Host, Outcome, Value};
 
+mod support;
+
 /// A pipeline with an LLM route (two models), an MCP route and a plain proxy route.
 const CONFIG: &str = r#"{"route":{
   "models":{"gpt-4o-mini":"fast-llm","cheap":"fast-llm"},
@@ -20,14 +22,7 @@ fn host() -> Host {
 }
 
 fn host_with(config: &str) -> Host {
-    Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(config.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .build()
-        .unwrap()
+    support::pipeline(config).build().unwrap()
 }
 
 /// What the client got, and whether anything reached the upstream.

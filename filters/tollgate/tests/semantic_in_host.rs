@@ -7,6 +7,8 @@ use serde_json::Value as Json;
 use std::time::Duration;
 use tollgate_host::{Host, HttpCall, Outcome, Value};
 
+mod support;
+
 const CLUSTER: &str = "service/semantic-cache-service";
 
 fn config(response_cache: bool) -> String {
@@ -24,15 +26,7 @@ fn config(response_cache: bool) -> String {
 }
 
 fn host_with(config: &str) -> Host {
-    Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(config.as_bytes())
-        .allow_on_headers_stop_iteration(true)
-        .cluster(CLUSTER)
-        .build()
-        .unwrap()
+    support::pipeline(config).cluster(CLUSTER).build().unwrap()
 }
 
 fn host() -> Host {
