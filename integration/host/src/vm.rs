@@ -30,6 +30,11 @@ pub(crate) fn engine() -> Result<&'static Engine, HostError> {
     let engine = ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // `perf record` names the module's functions from /tmp/perf-<pid>.map (docs/benchmarks.md).
+        #[cfg(feature = "perfmap")]
+        if std::env::var_os("TOLLGATE_HOST_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| e.to_string())?;
         let ticking = engine.clone();
         std::thread::Builder::new()
