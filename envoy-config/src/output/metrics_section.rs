@@ -52,36 +52,37 @@ pub fn section(plan: &Plan) -> Option<MetricsConfig> {
 }
 
 /// The HCM access log: one JSON line per request on Envoy's stdout, from Envoy's own fields
-/// (time, route, status, attempts, duration) and the filter state the metrics stage publishes
-/// when the answer ends (`wasm.tollgate_log_*`: provider, model, user, tokens by category,
-/// micro-USD, cache and budget outcome, time to first byte). No header values, no path, no
-/// prompt. `None` when the stage's access log is off.
+/// (time, route, status, attempts, duration) and the one filter-state value the metrics stage
+/// publishes when the answer ends (`wasm.tollgate_log`: provider, model, user, tokens by
+/// category, micro-USD, cache and budget outcome, time to first byte, already JSON). No header
+/// values, no path, no prompt. `None` when the stage's access log is off.
+///
+/// A text format, not `json_format`: the stage's value is the line's tail (`,"provider":...`),
+/// written in one filter-state write instead of one per field. `omit_empty_values` prints
+/// nothing where the value is absent (a request the stage never saw), so the line stays JSON;
+/// Envoy's fields here are always set when the HCM logs (route names are the generator's own
+/// `<HTTPRoute>/<rule>/<match>`, nothing to escape).
 pub fn access_log(config: Option<&MetricsConfig>) -> Option<serde_json::Value> {
-    use tollgate_core::names::metric::LOG_PROPERTY_PREFIX;
+    use tollgate_core::names::metric::LOG_PROPERTY;
     if !config.is_some_and(|c| c.access_log) {
         return None;
     }
-    let mut format = serde_json::Map::new();
-    for (field, command) in [
-        ("time", "%START_TIME%"),
-        ("route", "%ROUTE_NAME%"),
-        ("status", "%RESPONSE_CODE%"),
-        ("attempts", "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"),
-        ("duration_ms", "%DURATION%"),
-    ] {
-        format.insert(field.to_string(), command.into());
-    }
-    for field in tollgate_core::names::metric::LOG_FIELDS {
-        format.insert(
-            field.to_string(),
-            format!("%FILTER_STATE(wasm.{LOG_PROPERTY_PREFIX}{field}:PLAIN)%").into(),
-        );
-    }
+    let format = format!(
+        concat!(
+            r#"{{"time":"%START_TIME%","route":"%ROUTE_NAME%","status":%RESPONSE_CODE%,"#,
+            r#""attempts":%UPSTREAM_REQUEST_ATTEMPT_COUNT%,"duration_ms":%DURATION%"#,
+            "%FILTER_STATE(wasm.{}:PLAIN)%}}\n"
+        ),
+        LOG_PROPERTY
+    );
     Some(serde_json::json!([{
         "name": "envoy.access_loggers.stdout",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-            "log_format": {"json_format": format},
+            "log_format": {
+                "text_format_source": {"inline_string": format},
+                "omit_empty_values": true,
+            },
         },
     }]))
 }

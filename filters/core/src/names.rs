@@ -163,9 +163,9 @@ pub mod metric {
         pub const CACHED_INPUT: &str = "cached_input";
     }
 
-    /// Filter-state name prefix of the access-log fields the metrics stage publishes
-    /// (`wasm.tollgate_log_provider`, ...), read by the HCM access log's `%FILTER_STATE(...)%`.
-    pub const LOG_PROPERTY_PREFIX: &str = "tollgate_log_";
+    /// Filter-state name of the access-log fields the metrics stage publishes in one value
+    /// (`wasm.tollgate_log`), read by the HCM access log's `%FILTER_STATE(...)%`.
+    pub const LOG_PROPERTY: &str = "tollgate_log";
 
     /// The access-log fields the metrics stage publishes, in log order.
     pub const LOG_FIELDS: [&str; 11] = [

@@ -49,6 +49,7 @@ fn answer_writing(
         answered_by: Answerer::Upstream,
         ttfb_ms: Some(120),
         complete: true,
+        finishes: None,
     }
 }
 
@@ -244,6 +245,52 @@ fn the_log_record_has_tokens_by_category_cost_and_caller_but_no_prompt() {
             ttfb_ms: Some(120),
         }
     );
+}
+
+/// The generator's access-log format is `{<Envoy's fields>` + this tail + `}`.
+#[test]
+fn the_log_record_closes_a_json_line_with_numbers_escaped_strings_and_null_ttfb() {
+    let record = LogRecord {
+        provider: "openai".into(),
+        model: "llama3.2:8b".into(),
+        user: "eve\"},\"admin\":true,\n".into(),
+        input_tokens: 600,
+        output_tokens: 100,
+        cached_input_tokens: 0,
+        cost_micro_usd: 180,
+        cache: "hit",
+        budget: "-",
+        answered_by: "cache",
+        ttfb_ms: None,
+    };
+    let mut line = br#"{"status":200"#.to_vec();
+    record.write_json_tail(&mut line);
+    line.push(b'}');
+    let parsed: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::json!({
+            "status": 200,
+            "provider": "openai",
+            "model": "llama3.2:8b",
+            "user": "eve\"},\"admin\":true,\n",
+            "input_tokens": 600,
+            "output_tokens": 100,
+            "cached_input_tokens": 0,
+            "cost_micro_usd": 180,
+            "cache": "hit",
+            "budget": "-",
+            "answered_by": "cache",
+            "ttfb_ms": null,
+        })
+    );
+    let keys: Vec<&str> = parsed
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), metric::LOG_FIELDS.len() + 1, "{keys:?}");
 }
 
 #[test]

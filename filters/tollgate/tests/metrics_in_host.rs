@@ -204,7 +204,7 @@ fn models_past_the_cap_are_counted_as_other() {
 }
 
 #[test]
-fn the_access_log_fields_are_published_as_filter_state_when_the_request_is_done() {
+fn the_access_log_fields_are_published_as_one_filter_state_value_when_the_request_is_done() {
     let host = host(&AGENTGATEWAY, 10);
     let usage = r#"{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}"#;
     let mut s = request(
@@ -217,19 +217,23 @@ fn the_access_log_fields_are_published_as_filter_state_when_the_request_is_done(
     );
     // on_log: Envoy runs the filters' on_log before the HCM's access log
     s.finish();
-    let field = |name: &str| {
-        s.filter_state(&format!("wasm.{}{name}", metric::LOG_PROPERTY_PREFIX))
-            .map(|v| String::from_utf8(v).unwrap())
-    };
-    assert_eq!(field("provider").as_deref(), Some("openai"));
-    assert_eq!(field("model").as_deref(), Some("gpt-4o-mini"));
-    assert_eq!(field("input_tokens").as_deref(), Some("600"));
-    assert_eq!(field("cached_input_tokens").as_deref(), Some("400"));
-    assert_eq!(field("output_tokens").as_deref(), Some("100"));
-    assert_eq!(field("cost_micro_usd").as_deref(), Some("180"));
-    assert_eq!(field("ttfb_ms").as_deref(), Some("300"));
-    assert_eq!(field("cache").as_deref(), Some("-"));
-    assert_eq!(field("user").as_deref(), Some(""));
+    // The access log's format closes Envoy's fields with this tail: `{...` + tail + `}`.
+    let tail = s
+        .filter_state(&format!("wasm.{}", metric::LOG_PROPERTY))
+        .expect("the log record is published");
+    let mut line = br#"{"status":200"#.to_vec();
+    line.extend_from_slice(&tail);
+    line.push(b'}');
+    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(line["provider"], "openai", "{line}");
+    assert_eq!(line["model"], "gpt-4o-mini", "{line}");
+    assert_eq!(line["input_tokens"], 600, "{line}");
+    assert_eq!(line["cached_input_tokens"], 400, "{line}");
+    assert_eq!(line["output_tokens"], 100, "{line}");
+    assert_eq!(line["cost_micro_usd"], 180, "{line}");
+    assert_eq!(line["ttfb_ms"], 300, "{line}");
+    assert_eq!(line["cache"], "-", "{line}");
+    assert_eq!(line["user"], "", "{line}");
 }
 
 #[test]

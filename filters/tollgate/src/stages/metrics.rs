@@ -1,5 +1,5 @@
 //! The metrics stage's glue: counts each finished request (decisions in `tollgate-metrics`),
-//! keeps the in-flight gauge, and publishes the access-log fields as filter state.
+//! keeps the in-flight gauge, and publishes the access-log fields as one filter-state value.
 //!
 //! Series are defined on first use and their ids cached per VM (a define is a host call).
 //! The log fields are published in `on_done` (Envoy's `on_log`): Envoy 1.40 runs the filters'
@@ -110,13 +110,9 @@ impl MetricsStage {
             return;
         }
         let record = self.root.recorder.borrow().log_record(facts, response);
-        let mut name = String::with_capacity(40);
-        for (field, value) in record.fields() {
-            name.clear();
-            name.push_str(metric::LOG_PROPERTY_PREFIX);
-            name.push_str(field);
-            host::set_property(&name, value.as_bytes());
-        }
+        let mut tail = Vec::with_capacity(256);
+        record.write_json_tail(&mut tail);
+        host::set_property(metric::LOG_PROPERTY, &tail);
     }
 }
 
