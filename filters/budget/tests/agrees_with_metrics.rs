@@ -129,6 +129,7 @@ fn a_dollar_bucket_is_charged_the_metrics_cost_rounded_up() {
             answered_by: Answerer::Upstream,
             ttfb_ms: Some(10),
             complete: true,
+            finishes: None,
         };
         let kind = metrics.provider_label(&response);
         let prices = metrics.prices().price(&kind, v.model).unwrap();

@@ -8,9 +8,8 @@
 //! - Aggressive mode caches any complete 200 of the same request.
 
 use crate::key::TopLevel;
-use std::collections::BTreeMap;
 use tollgate_core::config::cache::CacheMode;
-use tollgate_core::sse::SseParser;
+use tollgate_core::observe::{FinishReason, Finishes};
 
 /// The client's `Cache-Control` directives the cache honours.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,41 +98,35 @@ pub fn request_cacheable(mode: CacheMode, top: &TopLevel<'_>) -> Result<(), NotC
 }
 
 /// Whether an answer may be stored under `mode`: a complete 200 (a stream that reached its
-/// terminal event with no error event); in safe mode every choice finished with `stop` or
-/// `length`.
+/// terminal event with no error event) whose every part was read, of the kind asked for (a
+/// stream for a stream request), without an error object; in safe mode every choice finished
+/// with `stop` or `length`. `finishes` are what the pipeline's observer read in its one pass
+/// over the answer (`None`: it did not read them): the body itself is not parsed again.
 pub fn answer_storable(
     mode: CacheMode,
     status: u16,
     complete: bool,
     stream: bool,
-    body: &[u8],
+    finishes: Option<&Finishes>,
 ) -> bool {
-    if status != 200 || !complete || body.is_empty() {
+    let Some(finishes) = finishes else {
         return false;
-    }
-    let mut finishes = Finishes::default();
-    if stream {
-        let mut parser = SseParser::new();
-        let mut read = |data: &str| finishes.read_event(data.as_bytes());
-        parser.push(body, |e| read(e.data));
-        parser.finish(|e| read(e.data));
-        if parser.overflowed() {
-            return false;
-        }
-    } else {
-        finishes.read_document(body);
-    }
-    if finishes.error {
+    };
+    if status != 200
+        || !complete
+        || finishes.stream != stream
+        || finishes.error
+        || finishes.unreadable
+    {
         return false;
     }
     match mode {
         CacheMode::Aggressive => true,
         CacheMode::Safe => {
-            !finishes.by_choice.is_empty()
-                && finishes
-                    .by_choice
-                    .values()
-                    .all(|f| matches!(f.as_deref(), Some("stop" | "length")))
+            !finishes.choices.is_empty()
+                && finishes.choices.iter().all(|(_, reason)| {
+                    matches!(reason, Some(FinishReason::Stop | FinishReason::Length))
+                })
         }
     }
 }
@@ -149,66 +142,11 @@ pub fn stream_terminated(body: &[u8]) -> bool {
             || last == b"data: [DONE]")
 }
 
-/// The finish reason of each choice, and whether an error was seen.
-#[derive(Default)]
-struct Finishes {
-    by_choice: BTreeMap<u64, Option<String>>,
-    error: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct Doc {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    error: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(serde::Deserialize)]
-struct Choice {
-    #[serde(default)]
-    index: u64,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-impl Finishes {
-    fn read_document(&mut self, body: &[u8]) {
-        match serde_json::from_slice::<Doc>(body) {
-            Ok(doc) => {
-                self.error |= doc.error.is_some();
-                for choice in doc.choices {
-                    self.by_choice.insert(choice.index, choice.finish_reason);
-                }
-            }
-            Err(_) => self.error = true,
-        }
-    }
-
-    fn read_event(&mut self, data: &[u8]) {
-        let data = data.trim_ascii();
-        if data == b"[DONE]" || data.is_empty() {
-            return;
-        }
-        match serde_json::from_slice::<Doc>(data) {
-            Ok(doc) => {
-                self.error |= doc.error.is_some();
-                for choice in doc.choices {
-                    let slot = self.by_choice.entry(choice.index).or_default();
-                    if choice.finish_reason.is_some() {
-                        *slot = choice.finish_reason;
-                    }
-                }
-            }
-            Err(_) => self.error = true,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::key::top_level;
+    use tollgate_core::observe::{BodyKind, ResponseObserver};
 
     #[test]
     fn safe_mode_caches_only_deterministic_single_answer_requests() {
@@ -261,35 +199,342 @@ mod tests {
         assert_eq!(ClientDirectives::parse(None), ClientDirectives::default());
     }
 
+    /// What the cache decides of an answer, from what the pipeline's observer read of it fed
+    /// in two chunks split at `split`; complete as the cache stage says (the observer saw
+    /// `[DONE]`, or the collected stream ends with its terminal event).
+    fn decide(mode: CacheMode, stream: bool, answer: Kind, body: &[u8], split: usize) -> bool {
+        let kind = match answer {
+            Kind::Json => BodyKind::Json,
+            Kind::Sse => BodyKind::EventStream,
+        };
+        let mut observer = ResponseObserver::new(kind).with_finishes(true);
+        match answer {
+            Kind::Json => observer.read_json(body),
+            Kind::Sse => {
+                observer.push_stream_chunk(&body[..split]);
+                observer.push_stream_chunk(&body[split..]);
+                observer.finish_stream();
+            }
+        }
+        let seen = observer.observed();
+        let complete = seen.complete || (stream && stream_terminated(body));
+        answer_storable(mode, 200, complete, stream, seen.finishes.as_ref())
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Kind {
+        Json,
+        Sse,
+    }
+
+    const STOP: &str = r#"{"choices":[{"index":0,"finish_reason":"stop","message":{}}]}"#;
+
+    /// (what, request streams, answer kind, body, stored in safe mode, stored in aggressive).
+    fn cases() -> Vec<(&'static str, bool, Kind, String, bool, bool)> {
+        use Kind::{Json, Sse};
+        let chunk = |choice: u64, reason: &str| {
+            format!(
+                "data: {{\"choices\":[{{\"index\":{choice},\"delta\":{{\"content\":\"a\"}},\"finish_reason\":{reason}}}],\"usage\":null}}\n\n"
+            )
+        };
+        let done = "data: [DONE]\n\n";
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let json = |s: &str| s.to_string();
+        vec![
+            ("stop", false, Json, json(STOP), true, true),
+            (
+                "length",
+                false,
+                Json,
+                STOP.replace("stop", "length"),
+                true,
+                true,
+            ),
+            (
+                "tool calls",
+                false,
+                Json,
+                STOP.replace("stop", "tool_calls"),
+                false,
+                true,
+            ),
+            (
+                "content filter",
+                false,
+                Json,
+                STOP.replace("stop", "content_filter"),
+                false,
+                true,
+            ),
+            (
+                "no finish reason",
+                false,
+                Json,
+                json(r#"{"choices":[{"index":0,"finish_reason":null,"message":{}}]}"#),
+                false,
+                true,
+            ),
+            (
+                "no choices",
+                false,
+                Json,
+                json(r#"{"choices":[]}"#),
+                false,
+                true,
+            ),
+            ("no choices member", false, Json, json("{}"), false, true),
+            (
+                "n>1, every choice final",
+                false,
+                Json,
+                json(
+                    r#"{"choices":[{"index":0,"finish_reason":"stop"},{"index":1,"finish_reason":"length"}]}"#,
+                ),
+                true,
+                true,
+            ),
+            (
+                "n>1, one tool call",
+                false,
+                Json,
+                json(
+                    r#"{"choices":[{"index":0,"finish_reason":"stop"},{"index":1,"finish_reason":"tool_calls"}]}"#,
+                ),
+                false,
+                true,
+            ),
+            (
+                "a repeated index: the last one says",
+                false,
+                Json,
+                json(
+                    r#"{"choices":[{"index":0,"finish_reason":"tool_calls"},{"finish_reason":"stop"}]}"#,
+                ),
+                true,
+                true,
+            ),
+            (
+                "an error object",
+                false,
+                Json,
+                json(r#"{"error":{"message":"x","type":"server_error"}}"#),
+                false,
+                false,
+            ),
+            (
+                "a null error member",
+                false,
+                Json,
+                json(r#"{"error":null,"choices":[{"index":0,"finish_reason":"stop"}]}"#),
+                true,
+                true,
+            ),
+            (
+                "truncated JSON",
+                false,
+                Json,
+                json(r#"{"choices":[{"index":0,"finish_reason":"stop"}]"#),
+                false,
+                false,
+            ),
+            (
+                "choices not an array",
+                false,
+                Json,
+                json(r#"{"choices":{"index":0,"finish_reason":"stop"}}"#),
+                false,
+                false,
+            ),
+            (
+                "an index that is not a number",
+                false,
+                Json,
+                json(r#"{"choices":[{"index":"0","finish_reason":"stop"}]}"#),
+                false,
+                false,
+            ),
+            (
+                "a model that is not a string (only the usage reader minds)",
+                false,
+                Json,
+                json(r#"{"model":7,"choices":[{"index":0,"finish_reason":"stop"}]}"#),
+                true,
+                true,
+            ),
+            ("an empty body", false, Json, String::new(), false, false),
+            (
+                "a stream answering a JSON request",
+                false,
+                Sse,
+                format!("{}{done}", chunk(0, "\"stop\"")),
+                false,
+                false,
+            ),
+            (
+                "a JSON answer to a stream request",
+                true,
+                Json,
+                json(STOP),
+                false,
+                false,
+            ),
+            (
+                "stream: content, length, usage",
+                true,
+                Sse,
+                format!(
+                    "{}{}{usage}{done}",
+                    chunk(0, "null"),
+                    chunk(0, "\"length\"")
+                ),
+                true,
+                true,
+            ),
+            (
+                "stream: a choice that never finished",
+                true,
+                Sse,
+                format!("{}{done}", chunk(0, "null")),
+                false,
+                true,
+            ),
+            (
+                "stream: a later null reason keeps the final one",
+                true,
+                Sse,
+                format!("{}{}{done}", chunk(0, "\"stop\""), chunk(0, "null")),
+                true,
+                true,
+            ),
+            (
+                "stream: tool calls",
+                true,
+                Sse,
+                format!("{}{done}", chunk(0, "\"tool_calls\"")),
+                false,
+                true,
+            ),
+            (
+                "stream: n>1, every choice final",
+                true,
+                Sse,
+                format!(
+                    "{}{}{}{done}",
+                    chunk(1, "null"),
+                    chunk(0, "\"stop\""),
+                    chunk(1, "\"length\"")
+                ),
+                true,
+                true,
+            ),
+            (
+                "stream: n>1, one choice unfinished",
+                true,
+                Sse,
+                format!("{}{}{done}", chunk(0, "\"stop\""), chunk(1, "null")),
+                false,
+                true,
+            ),
+            (
+                "stream: an error event after a final choice",
+                true,
+                Sse,
+                format!(
+                    "{}data: {{\"error\":{{\"message\":\"x\"}}}}\n\n{done}",
+                    chunk(0, "\"stop\"")
+                ),
+                false,
+                false,
+            ),
+            (
+                "stream: an event that is not JSON",
+                true,
+                Sse,
+                format!("{}data: not json\n\n{done}", chunk(0, "\"stop\"")),
+                false,
+                false,
+            ),
+            (
+                "stream: truncated before [DONE]",
+                true,
+                Sse,
+                chunk(0, "\"stop\""),
+                false,
+                false,
+            ),
+            (
+                "stream: [DONE] without its blank line at the end",
+                true,
+                Sse,
+                format!("{}data: [DONE]", chunk(0, "\"stop\"")),
+                true,
+                true,
+            ),
+        ]
+    }
+
     #[test]
     fn only_complete_200s_with_final_finish_reasons_are_stored_in_safe_mode() {
-        let stop = br#"{"choices":[{"index":0,"finish_reason":"stop","message":{}}]}"#;
-        let tools = br#"{"choices":[{"index":0,"finish_reason":"tool_calls"}]}"#;
-        let safe = CacheMode::Safe;
-        assert!(answer_storable(safe, 200, true, false, stop));
-        assert!(!answer_storable(safe, 200, false, false, stop));
-        assert!(!answer_storable(safe, 500, true, false, stop));
-        assert!(!answer_storable(safe, 200, true, false, tools));
-        assert!(answer_storable(
-            CacheMode::Aggressive,
-            200,
-            true,
-            false,
-            tools
-        ));
-        let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n\
-data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n\
-data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n";
-        assert!(answer_storable(safe, 200, true, true, stream));
-        let unfinished = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
-        assert!(!answer_storable(safe, 200, true, true, unfinished));
-        let error = b"data: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}\n\ndata: {\"error\":{\"message\":\"x\"}}\n\ndata: [DONE]\n\n";
+        for (what, stream, kind, body, safe, aggressive) in cases() {
+            // Every chunking of a stream gives the same decision.
+            let splits = match kind {
+                Kind::Json => 0..=0,
+                Kind::Sse => 0..=body.len(),
+            };
+            for split in splits {
+                let body = body.as_bytes();
+                assert_eq!(
+                    decide(CacheMode::Safe, stream, kind, body, split),
+                    safe,
+                    "safe: {what} (split at {split})"
+                );
+                assert_eq!(
+                    decide(CacheMode::Aggressive, stream, kind, body, split),
+                    aggressive,
+                    "aggressive: {what} (split at {split})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_200_an_incomplete_answer_or_one_not_read_is_never_stored() {
+        let mut observer = ResponseObserver::new(BodyKind::Json).with_finishes(true);
+        observer.read_json(STOP.as_bytes());
+        let finishes = observer.observed().finishes.as_ref();
+        for mode in [CacheMode::Safe, CacheMode::Aggressive] {
+            assert!(answer_storable(mode, 200, true, false, finishes));
+            assert!(!answer_storable(mode, 500, true, false, finishes));
+            assert!(!answer_storable(mode, 200, false, false, finishes));
+            assert!(!answer_storable(mode, 200, true, false, None));
+        }
+        // A body the observer does not read (another content type) says nothing of its end.
+        let mut other = ResponseObserver::new(BodyKind::Other).with_finishes(true);
+        other.read_json(STOP.as_bytes());
+        let unread = other.observed().finishes.as_ref();
         assert!(!answer_storable(
             CacheMode::Aggressive,
             200,
             true,
-            true,
-            error
+            false,
+            unread
         ));
+    }
+
+    #[test]
+    fn a_stream_that_outgrew_the_parsers_cap_is_never_stored_even_when_it_ends_with_done() {
+        let body = format!(
+            "data: {STOP}\n\ndata: \"{}\"\n\ndata: [DONE]\n\n",
+            "x".repeat(tollgate_core::sse::MAX_EVENT_BYTES)
+        );
+        assert!(stream_terminated(body.as_bytes()), "the stage sees it end");
+        for split in [0, 10, body.len() / 2, body.len() - 3] {
+            for mode in [CacheMode::Safe, CacheMode::Aggressive] {
+                assert!(
+                    !decide(mode, true, Kind::Sse, body.as_bytes(), split),
+                    "{mode:?} split at {split}"
+                );
+            }
+        }
     }
 }

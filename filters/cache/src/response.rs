@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use tollgate_core::config::cache::{CacheMode, ResponseCachePolicy};
 use tollgate_core::facts::Caller;
 use tollgate_core::names::header;
+use tollgate_core::observe::Finishes;
 use tollgate_core::stage::LocalReply;
 use tollgate_core::usage::TokenUsage;
 
@@ -141,9 +142,16 @@ impl ResponseCache {
         hit_reply(entry, now_ms, id)
     }
 
-    /// Whether an answer may be stored.
-    pub fn storable(&self, status: u16, complete: bool, stream: bool, body: &[u8]) -> bool {
-        answer_storable(self.mode, status, complete, stream, body)
+    /// Whether an answer may be stored, from what the observer read of it (the body is not
+    /// parsed again).
+    pub fn storable(
+        &self,
+        status: u16,
+        complete: bool,
+        stream: bool,
+        finishes: Option<&Finishes>,
+    ) -> bool {
+        answer_storable(self.mode, status, complete, stream, finishes)
     }
 
     /// The entry a stored answer becomes.

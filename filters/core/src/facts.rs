@@ -2,6 +2,7 @@
 //! the body learned ([`RequestFacts`]), and what the answer turned out to be
 //! ([`ResponseFacts`]). The glue fills them once; every stage reads them in memory.
 
+use crate::observe::Finishes;
 use crate::usage::TokenUsage;
 
 /// A header map read from the host in one call (Envoy: one `proxy_get_header_map_pairs`
@@ -113,4 +114,7 @@ pub struct ResponseFacts {
     /// Whether the answer ended normally (a JSON body read whole, a stream that reached
     /// `[DONE]`); false for resets, timeouts and truncated streams.
     pub complete: bool,
+    /// How the answer's choices ended, read in the observer's one pass when the cache may
+    /// store it (`None` otherwise): the cache decides from them without parsing the body.
+    pub finishes: Option<Finishes>,
 }

@@ -8,7 +8,8 @@
 //!   body, answer locally (no later stage runs, nothing goes upstream) or call a service
 //!   (the chain resumes with its answer).
 //! - Response: one observer reads usage, model and completeness (JSON whole, streams chunk by
-//!   chunk, never buffered); stages add headers and see the chunks.
+//!   chunk, never buffered), and how the choices ended when the cache may store the answer;
+//!   stages add headers and see the chunks.
 //! - on_log: every stage's `on_done`, even when an earlier stage answered.
 
 use crate::host;
@@ -342,6 +343,8 @@ impl PipelineStream {
                 self.response.model.clone_from(&seen.model);
             }
             self.response.complete = seen.complete && self.response_ended;
+            // `clone_from` reuses the facts' allocation: none per chunk.
+            self.response.finishes.clone_from(&seen.finishes);
         } else {
             self.response.complete = self.response_ended;
         }
@@ -553,7 +556,13 @@ impl HttpContext for PipelineStream {
             && self.rewrite.is_none()
             && self.stages.any(|s| s.wants_response_body())
         {
-            self.observer = Some(ResponseObserver::new(kind));
+            // The cache decides storability from the observer's pass, not a second parse.
+            let finishes = self
+                .stages
+                .cache
+                .as_ref()
+                .is_some_and(|c| c.wants_finishes());
+            self.observer = Some(ResponseObserver::new(kind).with_finishes(finishes));
         }
         Action::Continue
     }

@@ -202,6 +202,13 @@ impl CacheStage {
         self.pending_store.is_some() && !self.stored
     }
 
+    /// Whether the answer's observer must read how its choices ended
+    /// ([`ResponseFacts::finishes`]): the answer may be stored (asked after the response
+    /// headers).
+    pub fn wants_finishes(&self) -> bool {
+        self.collecting()
+    }
+
     /// Stores the collected answer when it may be.
     fn store(&mut self, facts: &RequestFacts, response: &ResponseFacts, complete: bool) {
         let (Some(key), Some(cache)) = (self.pending_store.take(), self.response.as_ref()) else {
@@ -209,7 +216,13 @@ impl CacheStage {
         };
         let body = std::mem::take(&mut self.body);
         if response.answered_by != Answerer::Upstream
-            || !cache.storable(response.status, complete, facts.stream, &body)
+            || body.is_empty()
+            || !cache.storable(
+                response.status,
+                complete,
+                facts.stream,
+                response.finishes.as_ref(),
+            )
         {
             return;
         }
