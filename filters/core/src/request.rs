@@ -8,9 +8,11 @@
 
 use crate::config::RouterConfig;
 use crate::errors::GatewayError;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// Name of the filter-state property the router publishes its [`RequestSummary`] under.
 pub const REQUEST_SUMMARY_PROPERTY: &str = "tollgate_request";
@@ -51,8 +53,8 @@ pub struct InspectedRequest {
 struct Probe<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     model: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    messages: Option<&'a RawValue>,
+    #[serde(default)]
+    messages: Messages,
     #[serde(borrow, default, deserialize_with = "present")]
     stream: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
@@ -68,11 +70,172 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// The shape every message must have: an object with a string `role`.
-#[derive(Deserialize)]
-struct MessageProbe {
-    #[allow(dead_code)]
-    role: String,
+/// What `messages` is, judged during the body's one parse: every message must be an object
+/// with a string `role`. A wrong shape is recorded, not an error, so the body's syntax errors
+/// and the other fields' checks keep their order; nothing of the messages is allocated.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Messages {
+    /// Absent or `null`.
+    #[default]
+    Missing,
+    /// `[]`.
+    Empty,
+    /// A non-empty array of messages of the right shape.
+    Valid,
+    /// Any other JSON value.
+    Invalid,
+}
+
+/// Numbers and booleans, which a visitor only classifies (`deserialize_any` offers serde_json's
+/// value kinds; null and strings are each visitor's own).
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
+/// Skips the rest of an array; its syntax errors stay errors.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Skips the rest of an object; its syntax errors stay errors.
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Array;
+        impl<'de> Visitor<'de> for Array {
+            type Value = Messages;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of messages")
+            }
+            scalars_are!(Messages::Invalid);
+            fn visit_unit<E: de::Error>(self) -> Result<Messages, E> {
+                Ok(Messages::Missing)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Messages, E> {
+                Ok(Messages::Invalid)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Messages, A::Error> {
+                skip_map(map).map(|()| Messages::Invalid)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+                let mut shape = Messages::Empty;
+                while let Some(valid) = seq.next_element::<ValidMessage>()? {
+                    if !valid.0 {
+                        skip_seq(seq)?;
+                        return Ok(Messages::Invalid);
+                    }
+                    shape = Messages::Valid;
+                }
+                Ok(shape)
+            }
+        }
+        d.deserialize_any(Array)
+    }
+}
+
+/// Whether one message is an object with exactly one `role`, a string.
+struct ValidMessage(bool);
+
+impl<'de> Deserialize<'de> for ValidMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Message;
+        impl<'de> Visitor<'de> for Message {
+            type Value = ValidMessage;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a message object")
+            }
+            scalars_are!(ValidMessage(false));
+            fn visit_unit<E: de::Error>(self) -> Result<ValidMessage, E> {
+                Ok(ValidMessage(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ValidMessage, E> {
+                Ok(ValidMessage(false))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ValidMessage, A::Error> {
+                skip_seq(seq).map(|()| ValidMessage(false))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ValidMessage, A::Error> {
+                // `None`: no role yet. A second `role` is as invalid as a missing one.
+                let mut role: Option<bool> = None;
+                while let Some(IsRole(is_role)) = map.next_key()? {
+                    if !is_role {
+                        map.next_value::<IgnoredAny>()?;
+                    } else {
+                        let IsString(string) = map.next_value()?;
+                        role = Some(role.is_none() && string);
+                    }
+                }
+                Ok(ValidMessage(role == Some(true)))
+            }
+        }
+        d.deserialize_any(Message)
+    }
+}
+
+/// Whether an object key is `role` (escapes decoded, as serde's derive compares it).
+struct IsRole(bool);
+
+impl<'de> Deserialize<'de> for IsRole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = IsRole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IsRole, E> {
+                Ok(IsRole(key == "role"))
+            }
+        }
+        d.deserialize_identifier(Key)
+    }
+}
+
+/// Whether a value is a string; any other value is skipped.
+struct IsString(bool);
+
+impl<'de> Deserialize<'de> for IsString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Role;
+        impl<'de> Visitor<'de> for Role {
+            type Value = IsString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            scalars_are!(IsString(false));
+            fn visit_unit<E: de::Error>(self) -> Result<IsString, E> {
+                Ok(IsString(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IsString, E> {
+                Ok(IsString(true))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IsString, A::Error> {
+                skip_seq(seq).map(|()| IsString(false))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IsString, A::Error> {
+                skip_map(map).map(|()| IsString(false))
+            }
+        }
+        d.deserialize_any(Role)
+    }
 }
 
 /// Rejects a body over the limit before it is parsed.
@@ -102,18 +265,16 @@ pub fn parse_chat_request(body: &[u8], limit: usize) -> Result<ChatRequest<'_>, 
     check_size(body.len(), limit)?;
     let fields = parse_probe(body)?;
     let model = read_model(&fields)?;
-    match fields.messages.filter(|m| m.get() != "null") {
-        None => return Err(GatewayError::invalid("Missing required parameter: 'messages'.", Some("messages"))),
-        Some(raw) => match serde_json::from_str::<Vec<MessageProbe>>(raw.get()) {
-            Ok(messages) if !messages.is_empty() => {}
-            Ok(_) => return Err(GatewayError::invalid("'messages' must not be empty.", Some("messages"))),
-            Err(_) => {
-                return Err(GatewayError::invalid(
-                    "Invalid type for 'messages': expected an array of message objects, each with a string 'role'.",
-                    Some("messages"),
-                ))
-            }
-        },
+    match fields.messages {
+        Messages::Valid => {}
+        Messages::Missing => return Err(GatewayError::invalid("Missing required parameter: 'messages'.", Some("messages"))),
+        Messages::Empty => return Err(GatewayError::invalid("'messages' must not be empty.", Some("messages"))),
+        Messages::Invalid => {
+            return Err(GatewayError::invalid(
+                "Invalid type for 'messages': expected an array of message objects, each with a string 'role'.",
+                Some("messages"),
+            ))
+        }
     }
     let stream = read_stream(&fields)?;
     let max_output_tokens = match read_count(fields.max_completion_tokens, "max_completion_tokens")?
@@ -439,14 +600,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_400_naming_the_parameter() {
-        let cases: [(&str, Option<&str>); 10] = [
+        // `messages` has a table of its own below.
+        let cases: [(&str, Option<&str>); 5] = [
             ("not json", None),
             ("[1,2]", None),
-            (r#"{"model":"m"}"#, Some("messages")),
-            (r#"{"messages":null}"#, Some("messages")),
-            (r#"{"messages":"hi"}"#, Some("messages")),
-            (r#"{"messages":[]}"#, Some("messages")),
-            (r#"{"messages":[{"content":"no role"}]}"#, Some("messages")),
             (r#"{"model":7,"messages":[{"role":"user"}]}"#, Some("model")),
             (
                 r#"{"stream":"yes","messages":[{"role":"user"}]}"#,
@@ -462,6 +619,98 @@ mod tests {
             assert_eq!(err.status(), 400, "{body}");
             assert_eq!(err.to_openai().error.param.as_deref(), param, "{body}");
         }
+    }
+
+    /// Every shape `messages` can have: the error the client gets, or `None` when accepted.
+    #[test]
+    fn messages_must_be_a_non_empty_array_of_objects_each_with_one_string_role() {
+        const MISSING: &str = "Missing required parameter: 'messages'.";
+        const EMPTY: &str = "'messages' must not be empty.";
+        const SHAPE: &str = "Invalid type for 'messages': expected an array of message objects, each with a string 'role'.";
+        let cases: &[(&str, Option<&str>)] = &[
+            (r#"{"model":"m"}"#, Some(MISSING)),
+            (r#"{"messages":null}"#, Some(MISSING)),
+            (r#"{"messages":[]}"#, Some(EMPTY)),
+            (r#"{"messages":[ ]}"#, Some(EMPTY)),
+            (r#"{"messages":"hi"}"#, Some(SHAPE)),
+            (r#"{"messages":7}"#, Some(SHAPE)),
+            (r#"{"messages":true}"#, Some(SHAPE)),
+            (r#"{"messages":{"role":"user"}}"#, Some(SHAPE)),
+            (r#"{"messages":[{"content":"no role"}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":null}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":7}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":false}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":["user"]}]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":{"name":"user"}}]}"#, Some(SHAPE)),
+            (
+                r#"{"messages":[{"role":"user","role":"system"}]}"#,
+                Some(SHAPE),
+            ),
+            (r#"{"messages":["user"]}"#, Some(SHAPE)),
+            (r#"{"messages":[null]}"#, Some(SHAPE)),
+            (r#"{"messages":[3]}"#, Some(SHAPE)),
+            (r#"{"messages":[["user"]]}"#, Some(SHAPE)),
+            (r#"{"messages":[[]]}"#, Some(SHAPE)),
+            (
+                r#"{"messages":[{"role":"user"},{"content":"x"},{"role":"user"}]}"#,
+                Some(SHAPE),
+            ),
+            (r#"{"messages":[{"role":"user"},5]}"#, Some(SHAPE)),
+            (r#"{"messages":[{"role":"user"}]}"#, None),
+            (r#"{"messages":[{"role":""}]}"#, None),
+            (r#"{"messages":[{"role":"us\"er\u00e9"}]}"#, None),
+            (r#"{"messages":[{"r\u006fle":"user"}]}"#, None),
+            (
+                r#"{"messages":[{"content":[{"type":"text","role":7}],"role":"user","x":{"role":1}}]}"#,
+                None,
+            ),
+            (
+                r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":null,"tool_calls":[]}]}"#,
+                None,
+            ),
+        ];
+        for &(body, expected) in cases {
+            match (inspect_chat_request(body.as_bytes(), LIMIT), expected) {
+                (Ok(_), None) => {}
+                (Err(err), Some(message)) => {
+                    assert_eq!(err.status(), 400, "{body}");
+                    let error = err.to_openai().error;
+                    assert_eq!(error.message, message, "{body}");
+                    assert_eq!(error.param.as_deref(), Some("messages"), "{body}");
+                }
+                (outcome, _) => panic!("{body}: {outcome:?}"),
+            }
+        }
+    }
+
+    /// The messages are judged in the body's one parse: bad JSON inside them is still bad
+    /// JSON, and a bad `model` is still reported first.
+    #[test]
+    fn broken_json_inside_messages_is_a_parse_error_and_model_is_checked_first() {
+        for body in [
+            r#"{"messages":[{"role":"user",}]}"#,
+            r#"{"messages":[{"role":"user"},]}"#,
+            r#"{"messages":[{"role":"user","content":"x"]}"#,
+            r#"{"messages":[{"role":user}]}"#,
+            r#"{"messages":[1,{"role":"user"}}"#,
+            r#"{"messages":[{"role":"user"}],"messages":[{"role":"user"}]}"#,
+        ] {
+            let err = inspect_chat_request(body.as_bytes(), LIMIT).unwrap_err();
+            let error = err.to_openai().error;
+            assert!(
+                error
+                    .message
+                    .starts_with("We could not parse the JSON body"),
+                "{body}: {}",
+                error.message
+            );
+            assert_eq!(error.param, None, "{body}");
+        }
+        let err = inspect_chat_request(br#"{"model":7,"messages":[1]}"#, LIMIT).unwrap_err();
+        assert_eq!(err.to_openai().error.param.as_deref(), Some("model"));
+        let err = inspect_chat_request(br#"{"stream":"x","messages":[1]}"#, LIMIT).unwrap_err();
+        assert_eq!(err.to_openai().error.param.as_deref(), Some("messages"));
     }
 
     #[test]
