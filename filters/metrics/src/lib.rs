@@ -42,6 +42,41 @@ pub struct Observation {
     pub value: u64,
 }
 
+/// Where [`Recorder::observe`] puts each observation: label values in the order of the
+/// metric's tags, borrowed for the call.
+pub trait Sink {
+    /// One counter increment or histogram sample of `metric`'s series with these values.
+    fn observe(&mut self, metric: Metric, values: &[&str], value: u64);
+}
+
+impl Sink for Vec<Observation> {
+    fn observe(&mut self, metric: Metric, values: &[&str], value: u64) {
+        self.push(Observation {
+            metric,
+            values: values.iter().map(|v| v.to_string()).collect(),
+            value,
+        });
+    }
+}
+
+/// Most tags any metric has in any naming (checked by a test over both namings).
+pub const MAX_TAGS: usize = 8;
+
+/// An HTTP status as text without allocating.
+fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
 /// The distinct models one VM labels: the first `max` seen keep their name, later ones are
 /// `other`.
 #[derive(Debug, Clone)]
@@ -146,30 +181,26 @@ impl Recorder {
         }
     }
 
-    fn values(&mut self, tags: &[Tag], row: &Row) -> Vec<String> {
-        tags.iter()
-            .map(|tag| match tag {
-                Tag::Provider => row.provider.clone(),
-                Tag::Model => row.model.clone(),
-                Tag::RequestModel => row.request_model.clone(),
-                Tag::Status => row.status.to_string(),
-                Tag::Direction => row.direction.to_string(),
-                Tag::Operation => OPERATION.to_string(),
-            })
-            .collect()
-    }
-
-    fn push(&mut self, out: &mut Vec<Observation>, metric: Metric, row: &Row, value: u64) {
+    fn push(&mut self, out: &mut dyn Sink, metric: Metric, row: &Row, value: u64) {
         let def = self.naming.def(metric);
         if def.kind != Kind::Histogram && value == 0 {
             return; // counters only take positive deltas; a series appears with its first
         }
-        let values = self.values(def.tags, row);
-        out.push(Observation {
-            metric,
-            values,
-            value,
-        });
+        let mut status = [0u8; 5];
+        let status = status_text(row.status, &mut status);
+        let mut values = [""; MAX_TAGS];
+        let tags = &def.tags[..def.tags.len().min(MAX_TAGS)];
+        for (slot, tag) in values.iter_mut().zip(tags) {
+            *slot = match tag {
+                Tag::Provider => &row.provider,
+                Tag::Model => &row.model,
+                Tag::RequestModel => &row.request_model,
+                Tag::Status => status,
+                Tag::Direction => row.direction,
+                Tag::Operation => OPERATION,
+            };
+        }
+        out.observe(metric, &values[..tags.len()], value);
     }
 
     /// The cost of `tokens` for `row`'s provider and model (pico-USD) and whether it was priced.
@@ -211,9 +242,22 @@ impl Recorder {
         now_ms: u64,
     ) -> Vec<Observation> {
         let mut out = Vec::new();
+        self.observe(facts, response, now_ms, &mut out);
+        out
+    }
+
+    /// [`Recorder::finish`] without collecting: each observation goes to `out` with its label
+    /// values borrowed, so a series seen before costs the stage no allocation.
+    pub fn observe(
+        &mut self,
+        facts: &RequestFacts,
+        response: &ResponseFacts,
+        now_ms: u64,
+        out: &mut dyn Sink,
+    ) {
         let served_model = response.model.as_deref().or(facts.model.as_deref());
         let Some(served_model) = served_model else {
-            return out; // not an LLM call (MCP, pass-through, model list): not counted
+            return; // not an LLM call (MCP, pass-through, model list): not counted
         };
         let raw_model = served_model.to_string();
         let raw_provider = self.provider_label(response);
@@ -232,40 +276,39 @@ impl Recorder {
         let tokens = response.usage.as_ref().map(BilledTokens::from_usage);
         match response.answered_by {
             Answerer::Upstream => {
-                self.push(&mut out, Metric::Requests, &row, 1);
+                self.push(out, Metric::Requests, &row, 1);
                 if let Some(tokens) = tokens {
-                    self.push_tokens(&mut out, Metric::Tokens, &mut row, &tokens);
+                    self.push_tokens(out, Metric::Tokens, &mut row, &tokens);
                     let (pico, priced) = self.cost(&raw_provider, &raw_model, &tokens);
                     let micro = self.micro(Metric::Cost, &row, pico);
-                    self.push(&mut out, Metric::Cost, &row, micro);
+                    self.push(out, Metric::Cost, &row, micro);
                     if !priced {
-                        self.push(&mut out, Metric::Unpriced, &row, 1);
+                        self.push(out, Metric::Unpriced, &row, 1);
                     }
                 }
                 let duration = now_ms.saturating_sub(facts.started_ms);
-                self.push(&mut out, Metric::Duration, &row, duration);
+                self.push(out, Metric::Duration, &row, duration);
                 if let Some(ttfb) = response.ttfb_ms {
-                    self.push(&mut out, Metric::Ttfb, &row, ttfb);
+                    self.push(out, Metric::Ttfb, &row, ttfb);
                 }
             }
             Answerer::Cache => {
-                self.push(&mut out, Metric::CacheHits, &row, 1);
+                self.push(out, Metric::CacheHits, &row, 1);
                 if let Some(tokens) = tokens {
-                    self.push_tokens(&mut out, Metric::CacheSavedTokens, &mut row, &tokens);
+                    self.push_tokens(out, Metric::CacheSavedTokens, &mut row, &tokens);
                     let pico = self.saved_cost(response, &raw_provider, &raw_model, &tokens);
                     let micro = self.micro(Metric::CacheSavedCost, &row, pico);
-                    self.push(&mut out, Metric::CacheSavedCost, &row, micro);
+                    self.push(out, Metric::CacheSavedCost, &row, micro);
                 }
             }
-            Answerer::Budget => self.push(&mut out, Metric::BudgetRejections, &row, 1),
+            Answerer::Budget => self.push(out, Metric::BudgetRejections, &row, 1),
             Answerer::Gateway => {}
         }
-        out
     }
 
     fn push_tokens(
         &mut self,
-        out: &mut Vec<Observation>,
+        out: &mut dyn Sink,
         metric: Metric,
         row: &mut Row,
         tokens: &BilledTokens,
@@ -360,12 +403,29 @@ impl LogRecord {
             metric::LOG_FIELDS;
         let text = |out: &mut Vec<u8>, field: &str, value: &str| {
             key(out, field);
-            // Writing a &str into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, value);
+            if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                out.push(b'"');
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'"');
+            } else {
+                // Writing a &str into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
         };
         let number = |out: &mut Vec<u8>, field: &str, value: u64| {
             key(out, field);
-            out.extend_from_slice(value.to_string().as_bytes());
+            let mut digits = [0u8; 20];
+            let mut i = digits.len();
+            let mut n = value;
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 || i == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[i..]);
         };
         text(out, provider, &self.provider);
         text(out, model, &self.model);

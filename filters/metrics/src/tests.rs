@@ -254,7 +254,7 @@ fn the_log_record_closes_a_json_line_with_numbers_escaped_strings_and_null_ttfb(
         provider: "openai".into(),
         model: "llama3.2:8b".into(),
         user: "eve\"},\"admin\":true,\n".into(),
-        input_tokens: 600,
+        input_tokens: u64::MAX,
         output_tokens: 100,
         cached_input_tokens: 0,
         cost_micro_usd: 180,
@@ -274,7 +274,7 @@ fn the_log_record_closes_a_json_line_with_numbers_escaped_strings_and_null_ttfb(
             "provider": "openai",
             "model": "llama3.2:8b",
             "user": "eve\"},\"admin\":true,\n",
-            "input_tokens": 600,
+            "input_tokens": u64::MAX,
             "output_tokens": 100,
             "cached_input_tokens": 0,
             "cost_micro_usd": 180,
@@ -300,4 +300,24 @@ fn a_zero_model_cap_is_refused() {
         ..MetricsConfig::default()
     };
     assert_eq!(Recorder::new(&config).unwrap_err(), ConfigError::NoModels);
+}
+
+/// The recorder hands label values to its sink in a fixed array of `MAX_TAGS`: a metric with
+/// more tags would lose labels.
+#[test]
+fn no_metric_in_either_naming_has_more_labels_than_the_recorder_passes() {
+    for naming in [MetricNaming::Agentgateway, MetricNaming::Genai] {
+        let names = recorder(naming, 10).naming();
+        for m in metric::ALL {
+            assert!(names.def(m).tags.len() <= MAX_TAGS, "{naming:?} {m:?}");
+        }
+    }
+}
+
+#[test]
+fn status_labels_are_the_decimal_status() {
+    for status in [0u16, 7, 200, 429, 503, 65535] {
+        let mut buf = [0u8; 5];
+        assert_eq!(status_text(status, &mut buf), status.to_string());
+    }
 }

@@ -12,16 +12,19 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use tollgate_core::config::MetricsConfig;
 use tollgate_core::facts::{RequestFacts, ResponseFacts};
-use tollgate_core::names::metric::{self, Kind, Metric};
-use tollgate_metrics::{Observation, Recorder};
+use tollgate_core::names::metric::{self, Kind, Metric, Naming};
+use tollgate_metrics::{Recorder, Sink};
 
 /// Per-VM state of the metrics stage.
 pub struct MetricsRoot {
     recorder: RefCell<Recorder>,
+    /// The recorder's names, kept apart: `emit` runs while the recorder is borrowed.
+    naming: &'static Naming,
     /// Stat name → metric id, for every series defined so far.
     ids: RefCell<HashMap<String, u32>>,
-    /// (metric, label values) → metric id: a series seen before costs one lookup, no name.
-    series: RefCell<HashMap<(Metric, Vec<String>), u32>>,
+    /// Hash of (metric, label values) → the series with that hash and their ids: a series
+    /// seen before costs one lookup and no allocation.
+    series: RefCell<HashMap<u64, Vec<Series>>>,
     /// The in-flight gauge, defined at configuration.
     active_id: Option<u32>,
     access_log: bool,
@@ -35,6 +38,7 @@ impl MetricsRoot {
         let active = naming.def(Metric::Active);
         Ok(Self {
             recorder: RefCell::new(recorder),
+            naming,
             ids: RefCell::new(HashMap::new()),
             series: RefCell::new(HashMap::new()),
             active_id: host::define_metric(
@@ -60,25 +64,43 @@ impl MetricsRoot {
         Some(id)
     }
 
-    fn emit(&self, observation: Observation) {
-        let naming = self.recorder.borrow().naming();
-        let def = naming.def(observation.metric);
-        let key = (observation.metric, observation.values);
-        let known = self.series.borrow().get(&key).copied();
+    fn emit(&self, metric: Metric, values: &[&str], value: u64) {
+        let naming = self.naming;
+        let def = naming.def(metric);
+        let hash = series_hash(metric, values);
+        let known = self.series.borrow().get(&hash).and_then(|candidates| {
+            candidates
+                .iter()
+                .find(|s| {
+                    s.metric == metric
+                        && s.values
+                            .iter()
+                            .map(String::as_str)
+                            .eq(values.iter().copied())
+                })
+                .map(|s| s.id)
+        });
         let id = match known {
             Some(id) => id,
             None => {
-                let values: Vec<&str> = key.1.iter().map(String::as_str).collect();
-                let Some(id) = self.id(def.kind, metric::stat_name(naming, def, &values)) else {
+                let Some(id) = self.id(def.kind, metric::stat_name(naming, def, values)) else {
                     return;
                 };
-                self.series.borrow_mut().insert(key, id);
+                self.series
+                    .borrow_mut()
+                    .entry(hash)
+                    .or_default()
+                    .push(Series {
+                        metric,
+                        values: values.iter().map(|v| v.to_string()).collect(),
+                        id,
+                    });
                 id
             }
         };
         match def.kind {
-            Kind::Histogram => host::record_metric(id, observation.value),
-            _ => host::increment_metric(id, i64::try_from(observation.value).unwrap_or(i64::MAX)),
+            Kind::Histogram => host::record_metric(id, value),
+            _ => host::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
         }
     }
 
@@ -86,6 +108,37 @@ impl MetricsRoot {
         if let Some(id) = self.active_id {
             host::increment_metric(id, delta);
         }
+    }
+}
+
+/// One defined series: its metric, label values and the host's id.
+struct Series {
+    metric: Metric,
+    values: Box<[String]>,
+    id: u32,
+}
+
+/// FNV-1a over the metric and its label values (each closed by a 0xff, which UTF-8 never has).
+fn series_hash(metric: Metric, values: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(metric as u8);
+    for value in values {
+        value.bytes().for_each(&mut eat);
+        eat(0xff);
+    }
+    hash
+}
+
+/// The recorder's observations, straight to the host.
+struct Emit<'a>(&'a MetricsRoot);
+
+impl Sink for Emit<'_> {
+    fn observe(&mut self, metric: Metric, values: &[&str], value: u64) {
+        self.0.emit(metric, values, value);
     }
 }
 
@@ -132,14 +185,11 @@ impl Stage for MetricsStage {
             self.root.active(-1);
             self.in_flight = false;
         }
-        let observations = self
-            .root
+        let mut sink = Emit(&self.root);
+        self.root
             .recorder
             .borrow_mut()
-            .finish(facts, response, host::now_ms());
-        for observation in observations {
-            self.root.emit(observation);
-        }
+            .observe(facts, response, host::now_ms(), &mut sink);
         self.publish_log(facts, response);
     }
 }
