@@ -297,3 +297,152 @@ fn a_request_for_a_native_backend_is_routed_without_touching_request_headers_or_
         "the body read once: {calls:?}"
     );
 }
+
+/// Sends a chat request from a caller with every identity (client key, JWT `sub` and `tenant`,
+/// source address) through a pipeline of these stages; returns how many properties the module
+/// read while the request headers were processed, and the outcome of the body.
+fn property_reads_for_a_caller_with_every_identity(stages: &str) -> (u64, Outcome) {
+    let host = host_with(&format!(
+        r#"{{"route":{{"routes":{{"llm-routes":{{"kind":"llm"}}}}}}{stages}}}"#
+    ));
+    let body = CHAT;
+    let length = body.len().to_string();
+    let mut stream = host.stream();
+    stream.set_property(
+        &["xds", "route_name"],
+        Value::String("llm-routes/0/0".into()),
+    );
+    stream.set_property(
+        &["source", "address"],
+        Value::String("10.0.0.7:41000".into()),
+    );
+    for (claim, value) in [("sub", "alice"), ("tenant", "acme")] {
+        stream.set_property(
+            &[
+                "metadata",
+                "filter_metadata",
+                "envoy.filters.http.jwt_authn",
+                "jwt_payload",
+                claim,
+            ],
+            Value::String(value.into()),
+        );
+    }
+    host.reset_hostcalls();
+    stream.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", length.as_str()),
+            ("x-tollgate-client", "team-a"),
+            ("x-team", "blue"),
+        ],
+        false,
+    );
+    let reads = host
+        .hostcalls()
+        .get("proxy_get_property")
+        .copied()
+        .unwrap_or(0);
+    (reads, stream.send_request_body(body.as_bytes(), true))
+}
+
+/// A budget policy keyed on these parts (JSON array), a bucket no request here exhausts.
+fn budget_keyed_on(key: &str) -> String {
+    format!(
+        r#","budget":{{"slots":8,"policies":[{{"name":"p","key":{key},
+    "buckets":[{{"max_tokens":100000,"tokens_per_fill":100000,"fill_interval_ms":60000}}]}}]}}"#
+    )
+}
+
+/// Each caller property read costs Envoy a VM re-entry (~1 µs): the pipeline reads the JWT
+/// `sub` and the source address only for a configured stage that uses them (the cache keys on
+/// the subject, a budget key may name either, the access log shows the subject wherever a
+/// caller is read), and every budget is still admitted on the identity it names.
+#[test]
+fn the_caller_properties_are_read_only_for_the_stages_that_use_them() {
+    let cache = r#","cache":{"routes":{"llm-routes":{"response":{"mode":"safe","ttl_ms":3600000,
+        "key":{"json_paths":["$.messages"]},"store":{"max_size_bytes":1048576}}}}}"#;
+    let client = budget_keyed_on(r#"["client"]"#);
+    // (stages, properties read beyond the route name)
+    let rows: [(String, u64); 11] = [
+        (String::new(), 0),
+        (r#","metrics":{}"#.into(), 0),
+        (client.clone(), 0),
+        (budget_keyed_on(r#"["header.x-team","model"]"#), 0),
+        (format!(r#"{client},"metrics":{{"access_log":false}}"#), 0),
+        (budget_keyed_on(r#"["jwt.sub"]"#), 1),
+        (budget_keyed_on(r#"["source.address"]"#), 1),
+        // Another claim is the budget's own read; the subject is not read for it.
+        (budget_keyed_on(r#"["jwt.tenant"]"#), 1),
+        (budget_keyed_on(r#"["jwt.sub","source.address"]"#), 2),
+        (format!(r#"{client},"metrics":{{}}"#), 1),
+        (cache.into(), 1),
+    ];
+    for (stages, extra) in rows {
+        let (reads, outcome) = property_reads_for_a_caller_with_every_identity(&stages);
+        assert_eq!(reads, 1 + extra, "{stages}");
+        assert_eq!(outcome, Outcome::Continue, "{stages}");
+    }
+}
+
+/// A budget keyed on the source address counts per IP: the port is not part of it.
+#[test]
+fn a_budget_keyed_on_the_source_address_counts_per_ip_whatever_the_port() {
+    let host = host_with(&format!(
+        r#"{{"route":{{"routes":{{"llm-routes":{{"kind":"llm"}}}}}}{}}}"#,
+        r#","budget":{"slots":8,"policies":[{"name":"per-ip","key":["source.address"],
+    "buckets":[{"max_tokens":1000,"tokens_per_fill":1000,"fill_interval_ms":60000}]}]}"#
+    ));
+    let body =
+        r#"{"model":"gpt-4o-mini","max_tokens":800,"messages":[{"role":"user","content":"hi"}]}"#;
+    let length = body.len().to_string();
+    let send = |address: &str| {
+        let mut stream = host.stream();
+        stream.set_property(
+            &["xds", "route_name"],
+            Value::String("llm-routes/0/0".into()),
+        );
+        stream.set_property(&["source", "address"], Value::String(address.into()));
+        stream.send_request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "gateway"),
+                (":scheme", "http"),
+                ("content-type", "application/json"),
+                ("content-length", length.as_str()),
+            ],
+            false,
+        );
+        let outcome = stream.send_request_body(body.as_bytes(), true);
+        (stream, outcome)
+    };
+    // The first request spends the whole bucket.
+    let (mut first, outcome) = send("10.0.0.7:41000");
+    assert_eq!(outcome, Outcome::Continue);
+    first.send_response_headers(
+        &[(":status", "200"), ("content-type", "application/json")],
+        false,
+    );
+    let answer = r#"{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":900,"total_tokens":1000}}"#;
+    first.send_response_body(answer.as_bytes(), true);
+    first.finish();
+    let status = |outcome: &Outcome| match outcome {
+        Outcome::LocalReply(reply) => Some(reply.status),
+        _ => None,
+    };
+    let (_, same_ip) = send("10.0.0.7:52000");
+    assert_eq!(status(&same_ip), Some(429), "{same_ip:?}");
+    let (_, other_ip) = send("[2001:db8::1]:41000");
+    assert_eq!(other_ip, Outcome::Continue);
+    let (_, same_v6) = send("[2001:db8::1]:41001");
+    assert_eq!(
+        same_v6,
+        Outcome::Continue,
+        "the other IP has not spent its budget"
+    );
+}
