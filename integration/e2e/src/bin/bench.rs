@@ -22,17 +22,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tollgate_config::output::{FilterForm, OutputOptions};
-use tollgate_config::plan::PlanOptions;
-use tollgate_config::render::{render, InputFile, RenderRequest};
-use tollgate_config::secrets::{env_variable, parse_env_file, SecretStore, SECRETS_ENV_FILE};
+use tollgate_config::output::FilterForm;
+use tollgate_e2e::bench_config::{self, GATEWAY_INPUT};
 use tollgate_e2e::bootstrap::{Bootstrap, HttpFilter, Listener, Route};
-use tollgate_e2e::{envoy_bin, free_port, http, wasm_dir, workspace_root};
+use tollgate_e2e::{envoy_bin, free_port, http, workspace_root};
 
 type Error = Box<dyn std::error::Error>;
 
-/// The benchmark's input: one OpenAI provider behind one route, every capability on.
-const GATEWAY_INPUT: &str = "scripts/bench/gateway.yaml";
 /// The mock's answer to a chat completion (usage included, so budget and metrics count it).
 const MOCK_JSON: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Benchmarks measure what they measure."},"finish_reason":"stop"}],"usage":{"prompt_tokens":240,"completion_tokens":9,"total_tokens":249}}"#;
 /// Requests carrying this header get the streamed answer.
@@ -235,50 +231,6 @@ fn mock_bootstrap(port: u16, admin_port: u16) -> Bootstrap {
 
 // ---------------------------------------------------------------------------------------------
 // The measured configs, all from the generator.
-
-/// Renders the benchmark input in one form on the given ports: (envoy.yaml as JSON, Envoy's
-/// environment from secrets.env).
-fn generate(
-    form: FilterForm,
-    mock_url: &str,
-    ports: (u16, u16, u16),
-) -> Result<(Value, Vec<(String, String)>), Error> {
-    let root = workspace_root();
-    let request = RenderRequest {
-        inputs: vec![InputFile {
-            name: GATEWAY_INPUT.to_string(),
-            text: std::fs::read_to_string(root.join(GATEWAY_INPUT))?,
-        }],
-        plan: PlanOptions {
-            secrets: SecretStore {
-                dir: None,
-                env: BTreeMap::from([(env_variable("bench-secret", None), "sk-bench".to_string())]),
-            },
-            endpoints: BTreeMap::from([("bench-openai".to_string(), mock_url.to_string())]),
-            health_check_path: None,
-        },
-        output: OutputOptions {
-            wasm_dir: wasm_dir().display().to_string(),
-            listen_address: "127.0.0.1".to_string(),
-            listen_port: ports.0,
-            admin_address: "127.0.0.1".to_string(),
-            admin_port: ports.1,
-            stats_address: "127.0.0.1".to_string(),
-            stats_port: Some(ports.2),
-            filters: form,
-            ..Default::default()
-        },
-        pricing: None,
-    };
-    let files = render(&request).map_err(|e| e.to_string())?;
-    let envoy: Value =
-        serde_norway::from_str(&files.get("envoy.yaml").ok_or("no envoy.yaml")?.text)?;
-    let env = files
-        .get(SECRETS_ENV_FILE)
-        .map(|f| parse_env_file(&f.text))
-        .unwrap_or_default();
-    Ok((envoy, env))
-}
 
 fn is_wasm(filter: &Value) -> bool {
     filter["name"] == "envoy.filters.http.wasm"
@@ -579,7 +531,7 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
                 _ => plain,
             };
             let ports = (free_port(), free_port(), free_port());
-            let (mut bootstrap, env) = generate(form, &mock_url, ports)?;
+            let (mut bootstrap, env) = bench_config::generate(form, &mock_url, ports)?;
             if let Some(keep) = keep {
                 keep_downstream(&mut bootstrap, |root| keep.iter().any(|k| k == root));
             }
@@ -1046,8 +998,8 @@ fn load() -> Result<(), Error> {
 
     // Which setups the generator's output allows.
     let mock_url = format!("http://127.0.0.1:{mock_port}");
-    let (separate, _) = generate(FilterForm::Separate, &mock_url, (1, 2, 3))?;
-    let (combined, _) = generate(FilterForm::Combined, &mock_url, (1, 2, 3))?;
+    let (separate, _) = bench_config::generate(FilterForm::Separate, &mock_url, (1, 2, 3))?;
+    let (combined, _) = bench_config::generate(FilterForm::Combined, &mock_url, (1, 2, 3))?;
     let (specs, skipped) = setups(&knobs, &separate, &combined);
 
     let mut running = Vec::new();
