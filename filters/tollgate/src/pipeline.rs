@@ -76,8 +76,8 @@ pub struct PipelineRoot {
 /// read costs Envoy a VM re-entry (the allocation), ~1 µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct CallerReads {
-    /// The cache or the budget is configured: some stage looks at the caller (the client key
-    /// comes from the headers, already read).
+    /// The cache, the budget or the access log is configured: some stage looks at the caller
+    /// (the client key comes from the headers, already read).
     any: bool,
     /// The JWT `sub`: the cache keys on it, a budget key may name `jwt.sub`, and the access
     /// log's `user` (metrics) shows it where a caller is read.
@@ -88,11 +88,10 @@ struct CallerReads {
 
 impl CallerReads {
     fn of(config: &DownstreamConfig, cache: bool, budget: bool, metrics: bool) -> Self {
-        let any = cache || budget;
         let access_log = metrics && config.metrics.as_ref().is_some_and(|m| m.access_log);
         let mut reads = Self {
-            any,
-            jwt_subject: cache || (any && access_log),
+            any: cache || budget || access_log,
+            jwt_subject: cache || access_log,
             address: false,
         };
         let policies = config

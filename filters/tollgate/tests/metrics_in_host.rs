@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 use tollgate_core::names::metric::{self, Naming, AGENTGATEWAY, GENAI};
-use tollgate_host::{Host, Outcome};
+use tollgate_host::{Host, Outcome, Value};
 
 fn host(naming: &Naming, max_models: usize) -> Host {
     let configuration = format!(
@@ -234,6 +234,54 @@ fn the_access_log_fields_are_published_as_one_filter_state_value_when_the_reques
     assert_eq!(line["ttfb_ms"], 300, "{line}");
     assert_eq!(line["cache"], "-", "{line}");
     assert_eq!(line["user"], "", "{line}");
+}
+
+/// The log's `user` is the verified caller even when metrics is the only stage.
+#[test]
+fn the_access_log_names_the_verified_caller_with_metrics_alone() {
+    let host = host(&AGENTGATEWAY, 10);
+    let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let answer = json_answer(
+        "gpt-4o-mini",
+        r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#,
+    );
+    let mut s = host.stream();
+    s.set_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+            "sub",
+        ],
+        Value::String("alice".into()),
+    );
+    s.send_request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "gateway"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+            ("content-length", &request.len().to_string()),
+        ],
+        false,
+    );
+    s.send_request_body(request.as_bytes(), true);
+    s.send_response_headers(
+        &[(":status", "200"), ("content-type", "application/json")],
+        false,
+    );
+    s.send_response_body(answer.as_bytes(), true);
+    s.finish();
+    let tail = s
+        .filter_state(&format!("wasm.{}", metric::LOG_PROPERTY))
+        .expect("the log record is published");
+    let mut line = b"{\"x\":0".to_vec();
+    line.extend_from_slice(&tail);
+    line.push(b'}');
+    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(line["user"], "alice", "{line}");
 }
 
 #[test]

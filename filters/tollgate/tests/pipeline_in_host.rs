@@ -360,17 +360,19 @@ fn budget_keyed_on(key: &str) -> String {
 
 /// Each caller property read costs Envoy a VM re-entry (~1 µs): the pipeline reads the JWT
 /// `sub` and the source address only for a configured stage that uses them (the cache keys on
-/// the subject, a budget key may name either, the access log shows the subject wherever a
-/// caller is read), and every budget is still admitted on the identity it names.
+/// the subject, a budget key may name either, the access log shows the subject), and every
+/// budget is still admitted on the identity it names.
 #[test]
 fn the_caller_properties_are_read_only_for_the_stages_that_use_them() {
     let cache = r#","cache":{"routes":{"llm-routes":{"response":{"mode":"safe","ttl_ms":3600000,
         "key":{"json_paths":["$.messages"]},"store":{"max_size_bytes":1048576}}}}}"#;
     let client = budget_keyed_on(r#"["client"]"#);
     // (stages, properties read beyond the route name)
-    let rows: [(String, u64); 11] = [
+    let rows: [(String, u64); 12] = [
         (String::new(), 0),
-        (r#","metrics":{}"#.into(), 0),
+        // The access log (on by default) names the verified caller.
+        (r#","metrics":{}"#.into(), 1),
+        (r#","metrics":{"access_log":false}"#.into(), 0),
         (client.clone(), 0),
         (budget_keyed_on(r#"["header.x-team","model"]"#), 0),
         (format!(r#"{client},"metrics":{{"access_log":false}}"#), 0),
