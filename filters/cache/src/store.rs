@@ -4,17 +4,26 @@
 //! - `<ns>/slot/<i>` for `i < slots`: one entry each (an empty value when free). A key's slot is
 //!   its first 8 bytes mod `slots`; a new key replaces whatever its slot held (a collision
 //!   eviction).
-//! - `<ns>/bytes`: the ledger, the bytes of every slot together, reserved *before* a slot grows
-//!   and released *after* it shrinks, so the stored bytes never exceed it, and it never exceeds
-//!   `max_size_bytes`.
+//! - `<ns>/bytes`: the ledger, the bytes of every slot together: a store reserves what its slot
+//!   grows by *before* writing it and releases what it shrinks by *after*, so the stored bytes
+//!   never exceed it, and it never exceeds `max_size_bytes`.
 //! - `<ns>/hand`: the eviction hand. When a reservation does not fit, the hand sweeps the slots
 //!   in order, emptying each it passes (expired or not), until the entry fits: hash order makes
 //!   this a random eviction, which needs no bookkeeping on hits.
 //! - `<ns>/layout`: the slot count; `prepare` empties the slots of another layout.
 //!
-//! Every slot write is a compare-and-swap against the value whose size the ledger holds, so
-//! concurrent workers cannot make the ledger drift: the loser of a race releases its
-//! reservation and drops its store (a cache may lose a store; it may not overgrow).
+//! Every slot write is a compare-and-swap against the value whose size the reservation was
+//! computed from, so concurrent workers cannot make the ledger drift. A store replaces the value
+//! its request's lookup saw ([`SlotSeen`]: its CAS, size and entry), so a miss reads its slot
+//! once; when another worker (or a sweep) wrote the slot meanwhile, the CAS fails, the store
+//! reads the slot again and retries against what is there now, and after
+//! [`SLOT_ATTEMPTS`] it releases its reservation and drops the store (a cache may lose a store;
+//! it may not overgrow).
+//!
+//! Shared-data calls: a hit is one read (the slot). A miss that stores into an empty slot is
+//! two reads (the lookup, the ledger) and two writes (the ledger, the slot); replacing an entry
+//! of the same size touches no ledger (one read, one write). The ledger value a store wrote
+//! comes back in [`StoreOutcome::ledger`], so the stored-bytes gauge needs no read of it.
 
 use crate::entry::Entry;
 use crate::key::CacheKey;
@@ -23,6 +32,10 @@ use tollgate_core::stage::{SharedStore, StoreError};
 
 /// Bound on CAS retries of one ledger or hand update (contention is between a few workers).
 const MAX_RETRIES: usize = 64;
+
+/// Slot writes one store attempts: against the lookup's view, then against two fresh reads
+/// (one for a writer during the upstream exchange, one for a sweep during the reservation).
+pub const SLOT_ATTEMPTS: usize = 3;
 
 /// A namespace of entries in a shared store.
 #[derive(Debug, Clone)]
@@ -42,6 +55,28 @@ pub struct StoreOutcome {
     pub evicted: u32,
     /// Why it was not stored.
     pub refused: Option<Refusal>,
+    /// The ledger (bytes stored) as this store last wrote it; `None`: it did not change it.
+    pub ledger: Option<u64>,
+}
+
+/// What a lookup saw in its key's slot: enough for the store of the same request to replace
+/// that value without reading the slot again. Its CAS tells whether it is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSeen {
+    slot: u32,
+    cas: u32,
+    len: u64,
+    /// The entry the slot held (key, expiry); `None`: empty.
+    held: Option<(CacheKey, u64)>,
+}
+
+/// What [`SlotStore::lookup_slot`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The live entry of the key.
+    pub entry: Option<Entry>,
+    /// The slot as read (`None`: the slot does not exist).
+    pub seen: Option<SlotSeen>,
 }
 
 /// Why an entry was not stored.
@@ -123,12 +158,43 @@ impl SlotStore {
 
     /// The live entry for `key`, if any.
     pub fn lookup<S: SharedStore>(&self, store: &S, key: &CacheKey, now_ms: u64) -> Option<Entry> {
-        let (bytes, _) = store.get(&self.slot_key(self.slot_of(key)))?;
-        let (stored_key, expires_ms) = Entry::peek(&bytes)?;
-        if stored_key != *key || expires_ms <= now_ms {
-            return None;
+        self.lookup_slot(store, key, now_ms).entry
+    }
+
+    /// The live entry for `key`, and what its slot held, for a store after a miss
+    /// ([`SlotStore::store_seen`]). One read.
+    pub fn lookup_slot<S: SharedStore>(&self, store: &S, key: &CacheKey, now_ms: u64) -> Lookup {
+        let slot = self.slot_of(key);
+        let Some((bytes, cas)) = store.get(&self.slot_key(slot)) else {
+            return Lookup::default();
+        };
+        let held = Entry::peek(&bytes);
+        let entry = match held {
+            Some((stored_key, expires_ms)) if stored_key == *key && expires_ms > now_ms => {
+                Entry::decode(&bytes)
+            }
+            _ => None,
+        };
+        Lookup {
+            entry,
+            seen: Some(SlotSeen {
+                slot,
+                cas,
+                len: bytes.len() as u64,
+                held,
+            }),
         }
-        Entry::decode(&bytes)
+    }
+
+    /// The slot as it is now.
+    fn read_slot<S: SharedStore>(&self, store: &S, slot: u32) -> Option<SlotSeen> {
+        let (bytes, cas) = store.get(&self.slot_key(slot))?;
+        Some(SlotSeen {
+            slot,
+            cas,
+            len: bytes.len() as u64,
+            held: Entry::peek(&bytes),
+        })
     }
 
     /// Bytes of every stored entry together (the ledger).
@@ -140,6 +206,18 @@ impl SlotStore {
 
     /// Stores `entry` in its slot, making room within the bound.
     pub fn store<S: SharedStore>(&self, store: &S, entry: &Entry, now_ms: u64) -> StoreOutcome {
+        self.store_seen(store, entry, now_ms, None)
+    }
+
+    /// Stores `entry` in its slot, replacing what the request's lookup saw there (`seen`, from
+    /// this store's [`SlotStore::lookup_slot`] of the same key; `None`: the slot is read).
+    pub fn store_seen<S: SharedStore>(
+        &self,
+        store: &S,
+        entry: &Entry,
+        now_ms: u64,
+        seen: Option<SlotSeen>,
+    ) -> StoreOutcome {
         let bytes = entry.encode();
         let size = bytes.len() as u64;
         let mut outcome = StoreOutcome::default();
@@ -147,31 +225,46 @@ impl SlotStore {
             outcome.refused = Some(Refusal::TooLarge);
             return outcome;
         }
-        let slot = self.slot_key(self.slot_of(&entry.key));
-        let Some((old, cas)) = store.get(&slot) else {
-            outcome.refused = Some(Refusal::Refused); // not prepared
-            return outcome;
-        };
-        if !self.reserve(store, size, &mut outcome) {
-            outcome.refused = Some(Refusal::NoRoom);
-            return outcome;
-        }
-        match store.set(&slot, &bytes, Some(cas)) {
-            Ok(()) => {
-                self.release(store, old.len() as u64);
-                let replaced_other = Entry::peek(&old)
-                    .is_some_and(|(k, expires)| k != entry.key && expires > now_ms);
-                outcome.evicted += u32::from(replaced_other);
-                outcome.stored = true;
+        let slot = self.slot_of(&entry.key);
+        let slot_key = self.slot_key(slot);
+        let mut seen = seen.filter(|s| s.slot == slot);
+        // Bytes this store holds on the ledger: what the slot grows by.
+        let mut reserved = 0u64;
+        for _ in 0..SLOT_ATTEMPTS {
+            let Some(current) = seen.take().or_else(|| self.read_slot(store, slot)) else {
+                outcome.refused = Some(Refusal::Refused); // not prepared
+                break;
+            };
+            let growth = size.saturating_sub(current.len);
+            if growth > reserved {
+                if !self.reserve(store, growth - reserved, &mut outcome) {
+                    outcome.refused = Some(Refusal::NoRoom);
+                    break;
+                }
+            } else {
+                self.release(store, reserved - growth, &mut outcome);
             }
-            Err(error) => {
-                self.release(store, size);
-                outcome.refused = Some(match error {
-                    StoreError::CasMismatch => Refusal::LostRace,
-                    StoreError::Refused => Refusal::Refused,
-                });
+            reserved = growth;
+            match store.set(&slot_key, &bytes, Some(current.cas)) {
+                Ok(()) => {
+                    self.release(store, current.len.saturating_sub(size), &mut outcome);
+                    let replaced_other = current
+                        .held
+                        .is_some_and(|(k, expires)| k != entry.key && expires > now_ms);
+                    outcome.evicted += u32::from(replaced_other);
+                    outcome.stored = true;
+                    outcome.refused = None;
+                    return outcome;
+                }
+                // Written meanwhile: read it again.
+                Err(StoreError::CasMismatch) => outcome.refused = Some(Refusal::LostRace),
+                Err(StoreError::Refused) => {
+                    outcome.refused = Some(Refusal::Refused);
+                    break;
+                }
             }
         }
+        self.release(store, reserved, &mut outcome);
         outcome
     }
 
@@ -187,7 +280,10 @@ impl SlotStore {
             let used = read_u64(&value);
             if used.saturating_add(size) <= self.max_size {
                 match store.set(&ledger, &(used + size).to_le_bytes(), Some(cas)) {
-                    Ok(()) => return true,
+                    Ok(()) => {
+                        outcome.ledger = Some(used + size);
+                        return true;
+                    }
                     Err(_) => {
                         retries += 1;
                         continue;
@@ -199,7 +295,7 @@ impl SlotStore {
                 return false;
             }
             sweeps += 1;
-            if self.evict_next(store) {
+            if self.evict_next(store, outcome) {
                 outcome.evicted += 1;
             }
         }
@@ -207,7 +303,7 @@ impl SlotStore {
     }
 
     /// Empties the slot under the hand and moves the hand on; true when it held an entry.
-    fn evict_next<S: SharedStore>(&self, store: &S) -> bool {
+    fn evict_next<S: SharedStore>(&self, store: &S, outcome: &mut StoreOutcome) -> bool {
         let hand_key = self.hand_key();
         let mut claimed = None;
         for _ in 0..MAX_RETRIES {
@@ -236,14 +332,14 @@ impl SlotStore {
             return false;
         }
         if store.set(&slot, b"", Some(cas)).is_ok() {
-            self.release(store, old.len() as u64);
+            self.release(store, old.len() as u64, outcome);
             return true;
         }
         false
     }
 
     /// Takes `size` off the ledger.
-    fn release<S: SharedStore>(&self, store: &S, size: u64) {
+    fn release<S: SharedStore>(&self, store: &S, size: u64, outcome: &mut StoreOutcome) {
         if size == 0 {
             return;
         }
@@ -254,6 +350,7 @@ impl SlotStore {
             };
             let used = read_u64(&value).saturating_sub(size);
             if store.set(&ledger, &used.to_le_bytes(), Some(cas)).is_ok() {
+                outcome.ledger = Some(used);
                 return;
             }
         }
@@ -268,7 +365,35 @@ fn read_u64(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::entry::BodyKind;
+    use std::cell::Cell;
     use tollgate_core::stage::MemoryStore;
+
+    /// A store that counts the calls made to it.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        gets: Cell<u32>,
+        sets: Cell<u32>,
+    }
+
+    impl Counting {
+        /// (reads, writes) since the last call.
+        fn take(&self) -> (u32, u32) {
+            (self.gets.replace(0), self.sets.replace(0))
+        }
+    }
+
+    impl SharedStore for Counting {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.gets.set(self.gets.get() + 1);
+            self.inner.get(key)
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+            self.sets.set(self.sets.get() + 1);
+            self.inner.set(key, value, cas)
+        }
+    }
 
     fn entry(n: u8, body_len: usize, expires_ms: u64) -> Entry {
         let mut key = [0u8; 32];
@@ -368,5 +493,123 @@ mod tests {
         bigger.store(&store, &entry(2, 100, u64::MAX), 0);
         bigger.prepare(&store);
         assert!(bigger.lookup(&store, &entry(2, 0, 0).key, 0).is_some());
+    }
+
+    #[test]
+    fn a_miss_reads_its_slot_once_and_the_outcome_carries_the_ledger() {
+        let store = Counting::default();
+        let s = SlotStore::new("t", &limits(10_000, 16));
+        s.prepare(&store);
+        let e = entry(1, 100, u64::MAX);
+        store.take();
+        let lookup = s.lookup_slot(&store, &e.key, 0);
+        assert_eq!(lookup.entry, None);
+        let outcome = s.store_seen(&store, &e, 0, lookup.seen);
+        assert!(outcome.stored);
+        assert_eq!(
+            store.take(),
+            (2, 2),
+            "lookup + ledger reads, ledger + slot writes"
+        );
+        assert_eq!(outcome.ledger, Some(held(&store.inner, &s)));
+        let hit = s.lookup_slot(&store, &e.key, 0);
+        assert_eq!(hit.entry, Some(e));
+        assert_eq!(store.take(), (1, 0));
+    }
+
+    #[test]
+    fn replacing_an_entry_of_the_same_size_leaves_the_ledger_alone() {
+        let store = Counting::default();
+        let s = SlotStore::new("t", &limits(10_000, 1));
+        s.prepare(&store);
+        s.store(&store, &entry(1, 100, u64::MAX), 0);
+        let e = entry(2, 100, u64::MAX);
+        store.take();
+        let seen = s.lookup_slot(&store, &e.key, 0).seen;
+        let outcome = s.store_seen(&store, &e, 0, seen);
+        assert_eq!(
+            (outcome.stored, outcome.evicted, outcome.ledger),
+            (true, 1, None)
+        );
+        assert_eq!(store.take(), (1, 1));
+        assert_eq!(s.stored_bytes(&store), held(&store.inner, &s));
+    }
+
+    #[test]
+    fn a_slot_written_after_the_lookup_is_read_again_and_the_ledger_stays_exact() {
+        let store = MemoryStore::default();
+        let s = SlotStore::new("t", &limits(10_000, 1));
+        s.prepare(&store);
+        let late = entry(1, 100, u64::MAX);
+        let seen = s.lookup_slot(&store, &late.key, 0).seen;
+        // Another worker stores a larger entry of another key in the slot meanwhile.
+        assert!(s.store(&store, &entry(2, 900, u64::MAX), 0).stored);
+        let outcome = s.store_seen(&store, &late, 0, seen);
+        assert_eq!((outcome.stored, outcome.evicted), (true, 1), "{outcome:?}");
+        assert_eq!(s.lookup(&store, &late.key, 0), Some(late.clone()));
+        assert_eq!(s.stored_bytes(&store), held(&store, &s));
+        assert_eq!(outcome.ledger, Some(held(&store, &s)));
+    }
+
+    #[test]
+    fn a_sweep_that_empties_the_stores_own_slot_does_not_lose_the_store() {
+        let store = MemoryStore::default();
+        let overhead = entry(0, 0, 0).encode().len() as u64;
+        let max = 2 * overhead + 1_000;
+        let s = SlotStore::new("t", &limits(max, 2));
+        s.prepare(&store);
+        // Slot 0 holds 400 body bytes, slot 1 500; the new entry (slot 0) needs 700.
+        assert!(s.store(&store, &entry(2, 400, u64::MAX), 0).stored);
+        assert!(s.store(&store, &entry(1, 500, u64::MAX), 0).stored);
+        let new = entry(4, 700, u64::MAX);
+        let seen = s.lookup_slot(&store, &new.key, 0).seen;
+        let outcome = s.store_seen(&store, &new, 0, seen);
+        assert_eq!((outcome.stored, outcome.evicted), (true, 2), "{outcome:?}");
+        assert_eq!(s.stored_bytes(&store), held(&store, &s));
+        assert_eq!(held(&store, &s), overhead + 700);
+    }
+
+    #[test]
+    fn stores_from_stale_lookups_in_any_order_keep_the_bound_and_the_ledger_exact() {
+        let store = MemoryStore::default();
+        let max = 3_000;
+        let s = SlotStore::new("t", &limits(max, 8));
+        s.prepare(&store);
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for round in 0..50 {
+            // A batch of requests look up, then their answers arrive in another order.
+            let batch: Vec<Entry> = (0..6)
+                .map(|_| {
+                    let n = u8::try_from(next(40)).unwrap();
+                    entry(
+                        n,
+                        50 + usize::try_from(next(700)).unwrap(),
+                        1_000 + next(100),
+                    )
+                })
+                .collect();
+            let mut pending: Vec<(Entry, Option<SlotSeen>)> = batch
+                .into_iter()
+                .map(|e| {
+                    let seen = s.lookup_slot(&store, &e.key, 1_050).seen;
+                    (e, seen)
+                })
+                .collect();
+            while !pending.is_empty() {
+                let i = usize::try_from(next(pending.len() as u64)).unwrap();
+                let (e, seen) = pending.swap_remove(i);
+                let outcome = s.store_seen(&store, &e, 1_050, seen);
+                assert!(outcome.stored, "round {round}: {outcome:?}");
+                assert!(held(&store, &s) <= max);
+                assert_eq!(s.stored_bytes(&store), held(&store, &s), "round {round}");
+                if let Some(ledger) = outcome.ledger {
+                    assert_eq!(ledger, held(&store, &s), "round {round}");
+                }
+            }
+        }
     }
 }

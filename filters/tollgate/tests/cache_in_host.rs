@@ -250,6 +250,73 @@ fn the_store_stays_under_max_size_by_evicting_and_the_newest_entry_hits() {
     assert_eq!(metric(&host, "tollgate_cache_stored_bytes"), held);
 }
 
+/// `proxy_get_shared_data` and `proxy_set_shared_data` calls since the last count.
+fn shared_data_calls(host: &Host) -> (u64, u64) {
+    let calls = host.hostcalls();
+    host.reset_hostcalls();
+    let count = |name: &str| calls.get(name).copied().unwrap_or(0);
+    (
+        count("proxy_get_shared_data"),
+        count("proxy_set_shared_data"),
+    )
+}
+
+#[test]
+fn a_miss_reads_its_slot_once_and_a_hit_is_one_read() {
+    let slots = 64;
+    let host = host_with(&config("safe", 60_000, 1 << 20, slots), 1);
+    host.reset_hostcalls();
+    let miss = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(miss.cache_status.as_deref(), Some("MISS"));
+    // The lookup's read of the slot, the ledger's read; the ledger's and the slot's writes.
+    assert_eq!(shared_data_calls(&host), (2, 2));
+    let (held, ledger) = held_bytes(&host, slots);
+    assert!(held > 0);
+    assert_eq!(ledger, held);
+    assert_eq!(metric(&host, "tollgate_cache_stored_bytes"), held);
+    let hit = send(&host, 0, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(hit.cache_status.as_deref(), Some("HIT"));
+    assert_eq!(shared_data_calls(&host), (1, 0));
+}
+
+#[test]
+fn a_miss_replacing_another_keys_entry_of_the_same_size_writes_only_its_slot() {
+    let slots = 1;
+    let host = host_with(&config("safe", 60_000, 1 << 20, slots), 1);
+    send(&host, 0, "Bearer a", &chat("question 1"), &[]);
+    host.reset_hostcalls();
+    let other = send(&host, 0, "Bearer a", &chat("question 2"), &[]);
+    assert_eq!(other.cache_status.as_deref(), Some("MISS"));
+    assert_eq!(shared_data_calls(&host), (1, 1));
+    assert_eq!(metric(&host, "tollgate_cache_evictions_total"), 1);
+    let (held, ledger) = held_bytes(&host, slots);
+    assert_eq!(held, ledger);
+    assert_eq!(metric(&host, "tollgate_cache_stored_bytes"), held);
+    let newest = send(&host, 0, "Bearer a", &chat("question 2"), &[]);
+    assert_eq!(newest.cache_status.as_deref(), Some("HIT"));
+}
+
+#[test]
+fn a_slot_written_by_another_worker_during_the_upstream_exchange_is_replaced_exactly() {
+    let slots = 1;
+    let host = host_with(&config("safe", 60_000, 1 << 20, slots), 2);
+    // Looked up on worker 0; meanwhile worker 1 stores a larger entry of another key there.
+    let late = open(&host, 0, "Bearer a", &chat("hi"), &[]);
+    let long = "x".repeat(500);
+    let other = open(&host, 1, "Bearer a", &chat("another question"), &[]);
+    answer_with(other, "application/json", &[answer(&long)], true);
+    let late = answer_with(late, "application/json", &[answer("short")], true);
+    assert_eq!(late.cache_status.as_deref(), Some("MISS"));
+    assert_eq!(metric(&host, "tollgate_cache_stores_total"), 2);
+    let (held, ledger) = held_bytes(&host, slots);
+    assert_eq!(held, ledger);
+    assert_eq!(metric(&host, "tollgate_cache_stored_bytes"), held);
+    let hit = send(&host, 1, "Bearer a", &chat("hi"), &[]);
+    assert_eq!(hit.cache_status.as_deref(), Some("HIT"));
+    let body: Json = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "short");
+}
+
 #[test]
 fn an_entry_stored_by_one_worker_is_served_by_the_other() {
     let host = host_with(&config("safe", 60_000, 1 << 20, 64), 2);

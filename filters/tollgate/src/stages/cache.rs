@@ -17,7 +17,7 @@ use tollgate_cache::key::CacheKey;
 use tollgate_cache::policy::ClientDirectives;
 use tollgate_cache::response::{Plan, RequestInput, ResponseCache};
 use tollgate_cache::status;
-use tollgate_cache::store::StoreOutcome;
+use tollgate_cache::store::SlotSeen;
 use tollgate_core::config::CacheConfig;
 use tollgate_core::facts::{Answerer, RequestFacts, ResponseFacts};
 use tollgate_core::names::{cache as names, header, host_property};
@@ -108,7 +108,7 @@ impl CacheRoot {
         for cache in root.default_response.iter().chain(root.responses.values()) {
             cache.store.prepare(&ProxyStore);
         }
-        root.publish_stored_bytes();
+        root.publish_stored_bytes(None);
         Ok(root)
     }
 
@@ -120,14 +120,18 @@ impl CacheRoot {
             .or(self.default_response.as_ref())
     }
 
-    /// Sets the stored-bytes gauge to what every store holds.
-    fn publish_stored_bytes(&self) {
+    /// Sets the stored-bytes gauge to what every store holds: `written`'s cache as its store
+    /// just wrote its ledger (no read), every other cache's ledger read.
+    fn publish_stored_bytes(&self, written: Option<(&ResponseCache, u64)>) {
         if let Some(id) = self.metrics.stored_bytes {
             let total: u64 = self
                 .default_response
                 .iter()
                 .chain(self.responses.values())
-                .map(|c| c.store.stored_bytes(&ProxyStore))
+                .map(|c| match written {
+                    Some((cache, bytes)) if std::ptr::eq(cache, &**c) => bytes,
+                    _ => c.store.stored_bytes(&ProxyStore),
+                })
                 .sum();
             host::record_metric(id, total);
         }
@@ -168,6 +172,8 @@ pub struct CacheStage {
     outcome: Outcome,
     /// Key of a miss whose answer may be stored.
     pending_store: Option<CacheKey>,
+    /// What the lookup saw in the key's slot: the store replaces it without reading it again.
+    seen: Option<SlotSeen>,
     /// The answer so far (only while it may be stored).
     body: Vec<u8>,
     /// Tokens the hit saved.
@@ -190,6 +196,7 @@ impl CacheStage {
             route: None,
             outcome: Outcome::None,
             pending_store: None,
+            seen: None,
             body: Vec::new(),
             saved_tokens: 0,
             stored: false,
@@ -236,7 +243,9 @@ impl CacheStage {
             body,
         );
         entry.provider.clone_from(&response.provider);
-        let outcome: StoreOutcome = cache.store.store(&ProxyStore, &entry, now);
+        let outcome = cache
+            .store
+            .store_seen(&ProxyStore, &entry, now, self.seen.take());
         self.stored = outcome.stored;
         let metrics = self.root.metrics;
         Metrics::add(metrics.evictions, u64::from(outcome.evicted));
@@ -245,7 +254,11 @@ impl CacheStage {
         } else if let Some(refusal) = outcome.refused {
             log::debug!("tollgate: cache store refused: {refusal:?}");
         }
-        self.root.publish_stored_bytes();
+        // Every change of a ledger is published by the store that made it: one that left
+        // its ledger alone (a same-size replacement, a refusal) has nothing new to say.
+        if let Some(bytes) = outcome.ledger {
+            self.root.publish_stored_bytes(Some((cache, bytes)));
+        }
     }
 }
 
@@ -319,7 +332,8 @@ impl Stage for CacheStage {
             Plan::Keyed { key, lookup, store } => {
                 if lookup {
                     let now = host::now_ms();
-                    if let Some(entry) = cache.store.lookup(&ProxyStore, &key, now) {
+                    let found = cache.store.lookup_slot(&ProxyStore, &key, now);
+                    if let Some(entry) = found.entry {
                         self.outcome = Outcome::Hit;
                         self.saved_tokens = entry
                             .usage
@@ -330,6 +344,7 @@ impl Stage for CacheStage {
                         return Step::Respond(cache.hit_reply(&entry, now, &id));
                     }
                     self.outcome = Outcome::Miss;
+                    self.seen = found.seen;
                     Metrics::add(metrics.misses, 1);
                 } else {
                     self.outcome = Outcome::Bypass;
