@@ -62,9 +62,9 @@ impl Sink for Vec<Observation> {
 /// Most tags any metric has in any naming (checked by a test over both namings).
 pub const MAX_TAGS: usize = 8;
 
-/// An HTTP status as text without allocating.
-fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
-    let mut n = status;
+/// `n` in decimal, written into the end of `buf` without allocating (20 digits hold any u64).
+fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut n = n;
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -74,6 +74,7 @@ fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
             break;
         }
     }
+    // Only ASCII digits were written.
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
@@ -186,8 +187,8 @@ impl Recorder {
         if def.kind != Kind::Histogram && value == 0 {
             return; // counters only take positive deltas; a series appears with its first
         }
-        let mut status = [0u8; 5];
-        let status = status_text(row.status, &mut status);
+        let mut status = [0u8; 20];
+        let status = decimal(u64::from(row.status), &mut status);
         let mut values = [""; MAX_TAGS];
         let tags = &def.tags[..def.tags.len().min(MAX_TAGS)];
         for (slot, tag) in values.iter_mut().zip(tags) {
@@ -414,18 +415,7 @@ impl LogRecord {
         };
         let number = |out: &mut Vec<u8>, field: &str, value: u64| {
             key(out, field);
-            let mut digits = [0u8; 20];
-            let mut i = digits.len();
-            let mut n = value;
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 || i == 0 {
-                    break;
-                }
-            }
-            out.extend_from_slice(&digits[i..]);
+            out.extend_from_slice(decimal(value, &mut [0u8; 20]).as_bytes());
         };
         text(out, provider, &self.provider);
         text(out, model, &self.model);

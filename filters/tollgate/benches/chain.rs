@@ -34,17 +34,7 @@ fn request(host: &Host, body: &str) {
         &["xds", "route_name"],
         Value::String(bench_config::ROUTE_NAME.into()),
     );
-    s.send_request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "127.0.0.1"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-        ],
-        false,
-    );
+    s.send_request_headers(&support::chat_request_headers(&length), false);
     s.send_request_body(body.as_bytes(), true);
     s.send_response_headers(
         &[

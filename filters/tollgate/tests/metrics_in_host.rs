@@ -8,6 +8,9 @@ use std::time::Duration;
 use tollgate_core::names::metric::{self, Naming, AGENTGATEWAY, GENAI};
 use tollgate_host::{Host, Outcome, Value};
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn host(naming: &Naming, max_models: usize) -> Host {
     let configuration = format!(
         r#"{{"route":{{"models":{{"gpt-4o-mini":"fast","claude-3-5-haiku-20241022":"fast"}}}},
@@ -15,12 +18,7 @@ fn host(naming: &Naming, max_models: usize) -> Host {
               "providers":{{"cheap-cloud":"openai","claude":"anthropic"}}}}}}"#,
         naming.id
     );
-    let mut builder = Host::builder()
-        .module(tollgate_e2e::wasm_path("tollgate").unwrap_or_else(|e| panic!("{e}")))
-        .vm_id("tollgate")
-        .root_id("tollgate")
-        .configuration(configuration.as_bytes())
-        .allow_on_headers_stop_iteration(true);
+    let mut builder = support::pipeline(&configuration);
     // The generator's stats_tags: one Istio-style regex per label, in label order.
     for tag in metric::TAGS {
         let label = naming.tag_name(tag);
@@ -38,19 +36,24 @@ fn request(
     content_type: &str,
     body: &str,
 ) -> tollgate_host::Stream {
-    let request = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
     let mut s = host.stream();
-    s.send_request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gateway"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", &request.len().to_string()),
-        ],
-        false,
-    );
+    send(host, &mut s, model, provider, served, content_type, body);
+    s
+}
+
+/// [`request`] on a stream the caller prepared (properties set before the headers).
+fn send(
+    host: &Host,
+    s: &mut tollgate_host::Stream,
+    model: &str,
+    provider: &str,
+    served: &str,
+    content_type: &str,
+    body: &str,
+) {
+    let request = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+    let length = request.len().to_string();
+    s.send_request_headers(&support::chat_request_headers(&length), false);
     assert_eq!(
         s.send_request_body(request.as_bytes(), true),
         Outcome::Continue
@@ -67,7 +70,18 @@ fn request(
     );
     host.advance_time(Duration::from_millis(700));
     s.send_response_body(body.as_bytes(), true);
-    s
+}
+
+/// The access-log line the generator's format makes of the stage's published tail:
+/// `{` + Envoy's fields + tail + `}` (one Envoy field stands in here).
+fn log_line(s: &tollgate_host::Stream) -> serde_json::Value {
+    let tail = s
+        .filter_state(&format!("wasm.{}", metric::LOG_PROPERTY))
+        .expect("the log record is published");
+    let mut line = br#"{"status":200"#.to_vec();
+    line.extend_from_slice(&tail);
+    line.push(b'}');
+    serde_json::from_slice(&line).unwrap()
 }
 
 fn json_answer(model: &str, usage: &str) -> String {
@@ -217,14 +231,7 @@ fn the_access_log_fields_are_published_as_one_filter_state_value_when_the_reques
     );
     // on_log: Envoy runs the filters' on_log before the HCM's access log
     s.finish();
-    // The access log's format closes Envoy's fields with this tail: `{...` + tail + `}`.
-    let tail = s
-        .filter_state(&format!("wasm.{}", metric::LOG_PROPERTY))
-        .expect("the log record is published");
-    let mut line = br#"{"status":200"#.to_vec();
-    line.extend_from_slice(&tail);
-    line.push(b'}');
-    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let line = log_line(&s);
     assert_eq!(line["provider"], "openai", "{line}");
     assert_eq!(line["model"], "gpt-4o-mini", "{line}");
     assert_eq!(line["input_tokens"], 600, "{line}");
@@ -240,47 +247,20 @@ fn the_access_log_fields_are_published_as_one_filter_state_value_when_the_reques
 #[test]
 fn the_access_log_names_the_verified_caller_with_metrics_alone() {
     let host = host(&AGENTGATEWAY, 10);
-    let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-    let answer = json_answer(
-        "gpt-4o-mini",
-        r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#,
-    );
+    let usage = r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#;
     let mut s = host.stream();
-    s.set_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-            "sub",
-        ],
-        Value::String("alice".into()),
+    s.set_property(&support::jwt_claim("sub"), Value::String("alice".into()));
+    send(
+        &host,
+        &mut s,
+        "gpt-4o-mini",
+        "cheap-cloud",
+        "gpt-4o-mini",
+        "application/json",
+        &json_answer("gpt-4o-mini", usage),
     );
-    s.send_request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gateway"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", &request.len().to_string()),
-        ],
-        false,
-    );
-    s.send_request_body(request.as_bytes(), true);
-    s.send_response_headers(
-        &[(":status", "200"), ("content-type", "application/json")],
-        false,
-    );
-    s.send_response_body(answer.as_bytes(), true);
     s.finish();
-    let tail = s
-        .filter_state(&format!("wasm.{}", metric::LOG_PROPERTY))
-        .expect("the log record is published");
-    let mut line = b"{\"x\":0".to_vec();
-    line.extend_from_slice(&tail);
-    line.push(b'}');
-    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let line = log_line(&s);
     assert_eq!(line["user"], "alice", "{line}");
 }
 

@@ -317,31 +317,12 @@ fn property_reads_for_a_caller_with_every_identity(stages: &str) -> (u64, Outcom
         Value::String("10.0.0.7:41000".into()),
     );
     for (claim, value) in [("sub", "alice"), ("tenant", "acme")] {
-        stream.set_property(
-            &[
-                "metadata",
-                "filter_metadata",
-                "envoy.filters.http.jwt_authn",
-                "jwt_payload",
-                claim,
-            ],
-            Value::String(value.into()),
-        );
+        stream.set_property(&support::jwt_claim(claim), Value::String(value.into()));
     }
     host.reset_hostcalls();
-    stream.send_request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gateway"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-            ("x-tollgate-client", "team-a"),
-            ("x-team", "blue"),
-        ],
-        false,
-    );
+    let mut headers = support::chat_request_headers(&length).to_vec();
+    headers.extend([("x-tollgate-client", "team-a"), ("x-team", "blue")]);
+    stream.send_request_headers(&headers, false);
     let reads = host
         .hostcalls()
         .get("proxy_get_property")
@@ -409,17 +390,7 @@ fn a_budget_keyed_on_the_source_address_counts_per_ip_whatever_the_port() {
             Value::String("llm-routes/0/0".into()),
         );
         stream.set_property(&["source", "address"], Value::String(address.into()));
-        stream.send_request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/v1/chat/completions"),
-                (":authority", "gateway"),
-                (":scheme", "http"),
-                ("content-type", "application/json"),
-                ("content-length", length.as_str()),
-            ],
-            false,
-        );
+        stream.send_request_headers(&support::chat_request_headers(&length), false);
         let outcome = stream.send_request_body(body.as_bytes(), true);
         (stream, outcome)
     };

@@ -12,3 +12,29 @@ pub fn pipeline(config: &str) -> HostBuilder {
         .configuration(config.as_bytes())
         .allow_on_headers_stop_iteration(true)
 }
+
+/// The request headers of a chat completion whose body is `length` bytes, as Envoy hands them
+/// to the filter.
+#[allow(dead_code)] // not every test binary that includes this module sends chat requests
+pub fn chat_request_headers(length: &str) -> [(&'static str, &str); 6] {
+    [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "gateway"),
+        (":scheme", "http"),
+        ("content-type", "application/json"),
+        ("content-length", length),
+    ]
+}
+
+/// Where jwt_authn puts a verified token's `claim` (the property path the pipeline reads).
+#[allow(dead_code)] // not every test binary that includes this module verifies callers
+pub fn jwt_claim(claim: &str) -> [&str; 5] {
+    [
+        "metadata",
+        "filter_metadata",
+        "envoy.filters.http.jwt_authn",
+        "jwt_payload",
+        claim,
+    ]
+}
