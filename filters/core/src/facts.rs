@@ -5,32 +5,7 @@
 use crate::observe::Finishes;
 use crate::usage::TokenUsage;
 
-/// A header map read from the host in one call (Envoy: one `proxy_get_header_map_pairs`
-/// instead of one crossing per name, each ~1 µs), kept in arrival order. Names are lower case
-/// as Envoy gives them; a repeated header keeps every value, and [`Headers::get`] gives the
-/// first, as `proxy_get_header_map_value` does.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, Vec<u8>)>);
-
-impl Headers {
-    /// The first value of `name` (any case: a configured name may be written `X-Tenant`).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// The first value of `name` as text, when it is UTF-8.
-    pub fn text(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    /// Whether `name` is present.
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-}
+pub use crate::headers::Headers;
 
 /// Who is calling, read in the request-headers phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod errors;
 pub mod facts;
 pub mod gemini;
+pub mod headers;
 pub mod names;
 pub mod observe;
 pub mod openai;

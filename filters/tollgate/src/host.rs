@@ -38,50 +38,13 @@ fn header_map(map: MapType) -> Headers {
     }
     // SAFETY: see above; ownership of the allocation passes to us.
     let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-    parse_header_map(&bytes)
+    Headers::from_serialized(bytes)
 }
 
 /// Native builds have no host.
 #[cfg(not(target_arch = "wasm32"))]
 fn header_map(_map: MapType) -> Headers {
     Headers::default()
-}
-
-/// Decodes proxy-wasm's serialized map: a u32 count, then a (name length, value length) u32
-/// pair per entry, then each name and value followed by a NUL (little endian). A truncated or
-/// inconsistent map yields the entries read before the fault; a non-UTF-8 name is skipped.
-/// (Native builds only test it: they have no host to read from.)
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-fn parse_header_map(bytes: &[u8]) -> Headers {
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .and_then(|w| w.try_into().ok())
-            .map(|w| u32::from_le_bytes(w) as usize)
-    };
-    let Some(count) = word(0) else {
-        return Headers::default();
-    };
-    let mut entries = Vec::with_capacity(count.min(64));
-    let mut data = count.saturating_mul(8).saturating_add(4);
-    for i in 0..count {
-        let (Some(name_len), Some(value_len)) = (word(4 + i * 8), word(8 + i * 8)) else {
-            break;
-        };
-        let name_end = data.saturating_add(name_len);
-        let value_start = name_end.saturating_add(1);
-        let value_end = value_start.saturating_add(value_len);
-        let (Some(name), Some(value)) =
-            (bytes.get(data..name_end), bytes.get(value_start..value_end))
-        else {
-            break;
-        };
-        if let Ok(name) = std::str::from_utf8(name) {
-            entries.push((name.to_string(), value.to_vec()));
-        }
-        data = value_end.saturating_add(1);
-    }
-    Headers(entries)
 }
 
 /// A request header's value as bytes (`None`: absent or unreadable).
@@ -282,60 +245,3 @@ pub fn increment_metric(_id: u32, _delta: i64) {}
 /// Native builds have no host.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn record_metric(_id: u32, _value: u64) {}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_header_map;
-
-    fn serialize(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = (entries.len() as u32).to_le_bytes().to_vec();
-        for (n, v) in entries {
-            out.extend((n.len() as u32).to_le_bytes());
-            out.extend((v.len() as u32).to_le_bytes());
-        }
-        for (n, v) in entries {
-            out.extend(n.as_bytes());
-            out.push(0);
-            out.extend(*v);
-            out.push(0);
-        }
-        out
-    }
-
-    #[test]
-    fn a_serialized_map_decodes_in_order_with_repeats_and_binary_values() {
-        let bytes = serialize(&[
-            (":path", b"/v1/chat/completions"),
-            ("x-a", b"1"),
-            ("x-a", b"2"),
-            ("x-bin", &[0xff, 0x00, 0x01]),
-            ("empty", b""),
-        ]);
-        let headers = parse_header_map(&bytes);
-        assert_eq!(headers.0.len(), 5);
-        assert_eq!(headers.text(":path"), Some("/v1/chat/completions"));
-        assert_eq!(
-            headers.get("x-a"),
-            Some(&b"1"[..]),
-            "the first of a repeated header"
-        );
-        assert_eq!(headers.get("x-bin"), Some(&[0xff, 0x00, 0x01][..]));
-        assert_eq!(headers.text("x-bin"), None, "not UTF-8");
-        assert_eq!(headers.get("empty"), Some(&b""[..]));
-        assert!(!headers.contains("absent"));
-    }
-
-    #[test]
-    fn a_truncated_or_lying_map_keeps_what_was_whole_and_never_panics() {
-        let whole = serialize(&[("a", b"1"), ("b", b"22")]);
-        for cut in 0..whole.len() {
-            let _ = parse_header_map(&whole[..cut]);
-        }
-        // Only the last value is cut short: the first entry survives.
-        assert_eq!(parse_header_map(&whole[..whole.len() - 2]).0.len(), 1);
-        let mut lying = whole.clone();
-        lying[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(parse_header_map(&lying).0.is_empty());
-        assert!(parse_header_map(&[]).0.is_empty());
-    }
-}
