@@ -33,15 +33,8 @@ fn budget_stage(c: &mut Criterion) {
     let request = request.as_str();
     let answer = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}"#;
     let length = request.len().to_string();
-    let headers = [
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gateway"),
-        (":scheme", "http"),
-        ("content-type", "application/json"),
-        ("content-length", length.as_str()),
-        ("x-tollgate-client", "bench-team"),
-    ];
+    let mut headers = support::chat_request_headers(&length).to_vec();
+    headers.extend([("x-tollgate-client", "bench-team")]);
     let response = [(":status", "200"), ("content-type", "application/json")];
     let route = r#"{"models":{"gpt-4o-mini":"fast"}}"#;
     // Buckets too large to refuse during the run: every request is reserved and reconciled.

@@ -37,15 +37,8 @@ fn cache_stage(c: &mut Criterion) {
             Value::String("llm-routes/0/0".into()),
         );
         let length = body.len().to_string();
-        let mut headers = vec![
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gateway"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-            ("authorization", "Bearer bench"),
-        ];
+        let mut headers = support::chat_request_headers(&length).to_vec();
+        headers.extend([("authorization", "Bearer bench")]);
         headers.extend_from_slice(extra);
         s.send_request_headers(&headers, false);
         s.send_request_body(body.as_bytes(), true);

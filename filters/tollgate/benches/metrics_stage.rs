@@ -24,14 +24,7 @@ fn metrics_stage(c: &mut Criterion) {
     let request = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello to the benchmark"}]}"#;
     let answer = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100,"prompt_tokens_details":{"cached_tokens":400}}}"#;
     let length = request.len().to_string();
-    let headers = [
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gateway"),
-        (":scheme", "http"),
-        ("content-type", "application/json"),
-        ("content-length", length.as_str()),
-    ];
+    let headers = support::chat_request_headers(&length);
     let response = [
         (":status", "200"),
         ("content-type", "application/json"),

@@ -42,14 +42,7 @@ fn open(host: &Host, worker: usize, client: Option<&str>, body: &str) -> (Stream
         Value::String("llm-routes/0/0".into()),
     );
     let length = body.len().to_string();
-    let mut headers = vec![
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gateway"),
-        (":scheme", "http"),
-        ("content-type", "application/json"),
-        ("content-length", length.as_str()),
-    ];
+    let mut headers = support::chat_request_headers(&length).to_vec();
     if let Some(client) = client {
         headers.push(("x-tollgate-client", client));
     }
@@ -371,17 +364,7 @@ fn the_budget_keys_on_a_jwt_claim_from_jwt_authn_metadata() {
         );
         let body = chat(100, 800, false);
         let length = body.len().to_string();
-        s.send_request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/v1/chat/completions"),
-                (":authority", "gateway"),
-                (":scheme", "http"),
-                ("content-type", "application/json"),
-                ("content-length", length.as_str()),
-            ],
-            false,
-        );
+        s.send_request_headers(&support::chat_request_headers(&length), false);
         let outcome = s.send_request_body(body.as_bytes(), true);
         (s, outcome)
     };

@@ -87,15 +87,8 @@ fn open(host: &Host, worker: usize, auth: &str, body: &str, extra: &[(&str, &str
         Value::String("llm-routes/0/0".into()),
     );
     let length = body.len().to_string();
-    let mut headers = vec![
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gateway"),
-        (":scheme", "http"),
-        ("content-type", "application/json"),
-        ("content-length", length.as_str()),
-        ("authorization", auth),
-    ];
+    let mut headers = support::chat_request_headers(&length).to_vec();
+    headers.extend([("authorization", auth)]);
     headers.extend_from_slice(extra);
     stream.send_request_headers(&headers, false);
     let outcome = stream.send_request_body(body.as_bytes(), true);

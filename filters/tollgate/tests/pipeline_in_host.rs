@@ -242,14 +242,7 @@ fn a_request_for_a_native_backend_is_routed_without_touching_request_headers_or_
     let host = host_with(NATIVE);
     let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
     let length = body.len().to_string();
-    let headers = [
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "gateway"),
-        (":scheme", "http"),
-        ("content-type", "application/json"),
-        ("content-length", length.as_str()),
-    ];
+    let headers = support::chat_request_headers(&length);
     let answer = br#"{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
     host.reset_hostcalls();
     let mut stream = host.stream();
@@ -418,4 +411,62 @@ fn a_budget_keyed_on_the_source_address_counts_per_ip_whatever_the_port() {
         Outcome::Continue,
         "the other IP has not spent its budget"
     );
+}
+
+/// The host calls one request of the side-by-side benchmark's chain makes (its generated
+/// configuration: route, a cache miss that stores, the budget, metrics and the access log),
+/// as docs/benchmarks.md tabulates them: calls that return data cost Envoy a VM re-entry each,
+/// and each new filter-state object ~1 µs, so a new one here is a cost every request pays.
+#[test]
+fn a_request_of_the_benchmark_chain_makes_the_documented_host_calls() {
+    let config = tollgate_e2e::bench_config::pipeline_configuration().unwrap();
+    let host = support::pipeline(&config).build().unwrap();
+    let answer = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Benchmarks measure what they measure."},"finish_reason":"stop"}],"usage":{"prompt_tokens":240,"completion_tokens":9,"total_tokens":249}}"#;
+    let answer_length = answer.len().to_string();
+    let send = |n: u32| {
+        let body = format!(
+            r#"{{"model":"gpt-4o-mini","temperature":0,"max_tokens":64,"stream":false,"messages":[{{"role":"system","content":"You are terse. {n}"}},{{"role":"user","content":"Summarize the following paragraph in one sentence please."}}]}}"#
+        );
+        let length = body.len().to_string();
+        let mut s = host.stream();
+        s.set_property(
+            &["xds", "route_name"],
+            Value::String(tollgate_e2e::bench_config::ROUTE_NAME.into()),
+        );
+        s.send_request_headers(&support::chat_request_headers(&length), false);
+        assert_eq!(
+            s.send_request_body(body.as_bytes(), true),
+            Outcome::Continue
+        );
+        s.send_response_headers(
+            &[
+                (":status", "200"),
+                ("content-type", "application/json"),
+                ("content-length", answer_length.as_str()),
+            ],
+            false,
+        );
+        s.send_response_body(answer.as_bytes(), true);
+        s.finish();
+    };
+    send(0); // the first request also defines the metric series
+    host.reset_hostcalls();
+    send(1);
+    let calls = host.hostcalls();
+    let count = |name: &str| calls.get(name).copied().unwrap_or(0);
+    for (name, expected) in [
+        ("proxy_set_property", 1),
+        ("proxy_get_property", 2),
+        ("proxy_get_shared_data", 4),
+        ("proxy_set_shared_data", 4),
+        ("proxy_get_header_map_pairs", 2),
+        ("proxy_get_buffer_bytes", 2),
+        ("proxy_replace_header_map_value", 4),
+        ("proxy_increment_metric", 14),
+        ("proxy_record_metric", 3),
+        ("proxy_get_current_time_nanoseconds", 7),
+    ] {
+        assert_eq!(count(name), expected, "{name}: {calls:?}");
+    }
+    assert_eq!(calls.values().sum::<u64>(), 43, "{calls:?}");
 }

@@ -46,18 +46,9 @@ fn open(host: &Host, auth: &str, body: &str) -> (tollgate_host::Stream, Outcome)
         Value::String("llm-routes/0/0".into()),
     );
     let length = body.len().to_string();
-    stream.send_request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "gateway"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-            ("authorization", auth),
-        ],
-        false,
-    );
+    let mut headers = support::chat_request_headers(&length).to_vec();
+    headers.push(("authorization", auth));
+    stream.send_request_headers(&headers, false);
     let outcome = stream.send_request_body(body.as_bytes(), true);
     (stream, outcome)
 }
