@@ -28,6 +28,7 @@ pub mod bench_config;
 pub mod bootstrap;
 pub mod gateway;
 pub mod http;
+pub mod native;
 
 /// Why Envoy could not be used; every message says what to do about it.
 #[derive(Debug, thiserror::Error)]
