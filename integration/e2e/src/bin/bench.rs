@@ -53,7 +53,7 @@ struct Knobs {
 
 /// `BENCH_PROBES=default`: the floor of a wasm filter and the price of each call the pipeline
 /// makes (integration/probe-filter says what each does).
-const DEFAULT_PROBES: &str = "empty,buffer,get_header*100,get_headers*100,get_property*100,clock*100,get_body*100,set_header,set_header*100,remove_header,set_property*100,set_properties*11,set_properties*100";
+const DEFAULT_PROBES: &str = "empty,buffer,get_header*100,get_headers*100,get_property*100,clock*100,get_body*100,set_header,set_header*100,remove_header,set_property*100,set_properties*11,set_properties*100,replay";
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
     match std::env::var(name) {
@@ -1454,9 +1454,12 @@ fn probe_table(
             continue;
         };
         let probe = setup.spec.name.trim_start_matches("probe ");
-        let (call, n) = probe
-            .split_once('*')
-            .map_or((probe, 1.0), |(c, n)| (c, n.parse().unwrap_or(1.0)));
+        let (call, n) = match probe {
+            "replay" => (probe, REPLAY_CALLS),
+            _ => probe
+                .split_once('*')
+                .map_or((probe, 1.0), |(c, n)| (c, n.parse().unwrap_or(1.0))),
+        };
         let cpu = row.cpu();
         let base = if matches!(call, "empty" | "buffer") {
             plain_cpu
@@ -1478,4 +1481,11 @@ fn probe_table(
         );
     }
     let _ = writeln!(s, "\n`empty` continues every callback; `buffer` holds the headers until the whole body is in (as the pipeline does); every other probe is `buffer` plus its call made n times per request. A first request-header change makes Envoy clear its route cache and route again, so `set_header` (n = 1) prices that and `set_header*100` the calls after it.");
+    if rows.contains_key("probe replay") {
+        let _ = writeln!(s, "\n`replay` makes the {REPLAY_CALLS} host calls of one request through the benchmark chain, in the chain's phases and with its value sizes (header maps, both bodies, route and JWT properties, cache slot, ledger and budget bucket read and written with CAS, 4 response headers, 14 metric increments and 3 records, the access-log filter state, 7 clock reads), results dropped: its +µs vs `buffer` is what Envoy spends serving the chain's calls; the chain's CPU over `replay` is the chain's own code running in V8.");
+    }
 }
+
+/// Host calls per request of `BENCH_PROBES=replay`: the benchmark chain's, as
+/// integration/host/tests/probe_replay.rs holds them.
+const REPLAY_CALLS: f64 = 43.0;
