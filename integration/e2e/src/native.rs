@@ -69,9 +69,13 @@ pub fn module_dir(dir: &Path) -> Result<PathBuf, NativeProbeError> {
     if !built.exists() {
         return Err(NativeProbeError::Missing(built));
     }
+    // Copied beside, then renamed over: an Envoy that already mapped an earlier copy keeps its
+    // file (overwriting it in place crashes that Envoy with SIGSEGV).
     let copy = dir.join(format!("lib{MODULE}.so"));
+    let staging = dir.join(format!(".lib{MODULE}.so.{}", std::process::id()));
     std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::copy(&built, &copy))
+        .and_then(|()| std::fs::copy(&built, &staging))
+        .and_then(|_| std::fs::rename(&staging, &copy))
         .map_err(|source| NativeProbeError::Copy {
             path: copy.clone(),
             source,

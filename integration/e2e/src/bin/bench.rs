@@ -13,7 +13,8 @@
 //! saturated 1 KB rounds, setups interleaved), BENCH_CONNECTIONS (32), BENCH_RATE (1000 req/s
 //! for the fixed-rate latency run), BENCH_TTFB_REQUESTS (200), BENCH_RSS_REQUESTS (1000000),
 //! BENCH_SETUPS (comma list, default all), BENCH_OUT (bench), BENCH_NOTE (a line for the table),
-//! AGENTGATEWAY_BIN. Tools: wrk (Debian), oha (`.tools/bin/oha`, scripts/setup).
+//! AGENTGATEWAY_BIN, BENCH_PROBES, BENCH_NATIVE_PROBES. Tools: wrk (Debian), oha
+//! (`.tools/bin/oha`, scripts/setup).
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use tollgate_config::output::FilterForm;
 use tollgate_e2e::bench_config::{self, GATEWAY_INPUT};
 use tollgate_e2e::bootstrap::{Bootstrap, HttpFilter, Listener, Route};
-use tollgate_e2e::{envoy_bin, free_port, http, workspace_root};
+use tollgate_e2e::{envoy_bin, free_port, http, native, workspace_root};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -49,6 +50,9 @@ struct Knobs {
     /// Probe filter configurations (`BENCH_PROBES`, e.g. `empty,buffer,get_header*100`):
     /// plain Envoy + the probe filter, saturated 1 KB runs only.
     probes: Vec<String>,
+    /// Native probe modes (`BENCH_NATIVE_PROBES=empty,buffer`): plain Envoy + the dynamic-module
+    /// filter of integration/native-probe, saturated 1 KB runs only.
+    native_probes: Vec<String>,
 }
 
 /// `BENCH_PROBES=default`: the floor of a wasm filter and the price of each call the pipeline
@@ -87,6 +91,15 @@ impl Knobs {
                 Some("default") => DEFAULT_PROBES.split(',').map(str::to_string).collect(),
                 Some(list) => list.split(',').map(|p| p.trim().to_string()).collect(),
             },
+            native_probes: std::env::var("BENCH_NATIVE_PROBES")
+                .ok()
+                .map(|list| {
+                    list.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -361,6 +374,17 @@ fn add_probe(bootstrap: &mut Value, probe: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Puts the native probe (integration/native-probe, built and copied into the run folder) just
+/// before the router; returns the folder Envoy must get as its module search path.
+fn add_native_probe(bootstrap: &mut Value, mode: &str, run_dir: &Path) -> Result<PathBuf, Error> {
+    let dir = native::module_dir(&run_dir.join("native"))?;
+    let filter = json!({"name": native::FILTER_NAME, "typed_config": native::typed_config(mode)});
+    let filters = downstream_filters(bootstrap).ok_or("no tollgate listener")?;
+    let router = filters.len().saturating_sub(1);
+    filters.insert(router, filter);
+    Ok(dir)
+}
+
 /// What is measured: a name, how to start it, what it costs us.
 #[derive(Clone)]
 struct SetupSpec {
@@ -381,11 +405,18 @@ enum SetupKind {
     },
     /// Plain Envoy + the probe filter with this configuration.
     Probe(String),
+    /// Plain Envoy + the native probe (a dynamic module) in this mode.
+    NativeProbe(String),
     Agentgateway(PathBuf),
 }
 
 impl SetupSpec {
+    /// Measured in the saturated 1 KB rounds only (wasm or native probe).
     fn is_probe(&self) -> bool {
+        matches!(self.kind, SetupKind::Probe(_) | SetupKind::NativeProbe(_))
+    }
+
+    fn is_wasm_probe(&self) -> bool {
         matches!(self.kind, SetupKind::Probe(_))
     }
 }
@@ -485,6 +516,13 @@ fn setups(knobs: &Knobs, separate: &Value, combined: &Value) -> (Vec<SetupSpec>,
             kind: SetupKind::Probe(probe.clone()),
         });
     }
+    for mode in &knobs.native_probes {
+        list.push(SetupSpec {
+            name: format!("native {mode}"),
+            what: format!("plain + the native probe (Envoy dynamic module) in mode `{mode}`"),
+            kind: SetupKind::NativeProbe(mode.clone()),
+        });
+    }
     (list, skipped)
 }
 
@@ -520,7 +558,7 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
             proc: None,
             cache: false,
         }),
-        SetupKind::Envoy { .. } | SetupKind::Probe(_) => {
+        SetupKind::Envoy { .. } | SetupKind::Probe(_) | SetupKind::NativeProbe(_) => {
             let plain = (FilterForm::Combined, Some(Vec::new()), false);
             let (form, keep, adapter) = match &spec.kind {
                 SetupKind::Envoy {
@@ -541,6 +579,12 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
             if let SetupKind::Probe(probe) = &spec.kind {
                 add_probe(&mut bootstrap, probe)?;
             }
+            let native_dir = match &spec.kind {
+                SetupKind::NativeProbe(mode) => {
+                    Some(add_native_probe(&mut bootstrap, mode, run_dir)?)
+                }
+                _ => None,
+            };
             if !stage_runs(&bootstrap, "metrics") {
                 drop_access_log(&mut bootstrap);
             }
@@ -549,6 +593,9 @@ fn start(spec: &SetupSpec, mock_port: u16, run_dir: &Path, base_id: u32) -> Resu
             std::fs::write(&config, serde_norway::to_string(&bootstrap)?)?;
             let mut cmd = envoy_command(&config, base_id, 2)?;
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            if let Some(dir) = &native_dir {
+                cmd.env(native::SEARCH_PATH_VAR, dir);
+            }
             let mut proc = Proc::spawn(cmd, &run_dir.join(format!("{}.log", spec.name)))?;
             let admin_port = ports.1;
             wait_until(&spec.name, Duration::from_secs(30), || {
@@ -1418,8 +1465,14 @@ fn table(
             }
         }
     }
-    if running.iter().any(|r| r.spec.is_probe()) {
+    if running.iter().any(|r| r.spec.is_wasm_probe()) {
         probe_table(&mut s, running, rows, plain_cpu);
+    }
+    if running
+        .iter()
+        .any(|r| matches!(r.spec.kind, SetupKind::NativeProbe(_)))
+    {
+        native_table(&mut s, running, rows, plain_cpu);
     }
     let _ = writeln!(s, "\n## Setups\n");
     for setup in running {
@@ -1449,7 +1502,7 @@ fn probe_table(
         .map(|(before, _, _)| before);
     let _ = writeln!(s, "| probe | 1 KB req/s | Envoy CPU µs/req | +µs vs plain | +µs vs `buffer` | calls/request | µs per call | RSS MB (− plain) |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for setup in running.iter().filter(|r| r.spec.is_probe()) {
+    for setup in running.iter().filter(|r| r.spec.is_wasm_probe()) {
         let Some(row) = rows.get(&setup.spec.name) else {
             continue;
         };
@@ -1489,3 +1542,46 @@ fn probe_table(
 /// Host calls per request of `BENCH_PROBES=replay`: the benchmark chain's, as
 /// integration/host/tests/probe_replay.rs holds them.
 const REPLAY_CALLS: f64 = 43.0;
+
+/// The native probe rows: a filter Envoy runs as native code (a dynamic module), next to the
+/// wasm probe in the same mode when that ran too: what leaving V8 would buy.
+fn native_table(
+    s: &mut String,
+    running: &[Running],
+    rows: &BTreeMap<String, Row>,
+    plain_cpu: Option<f64>,
+) {
+    let _ = writeln!(
+        s,
+        "\n## A native filter's floor (Envoy dynamic module, `BENCH_NATIVE_PROBES`)\n"
+    );
+    let plain_rss = rows
+        .get("plain-envoy")
+        .and_then(|r| r.rss)
+        .map(|(before, _, _)| before);
+    let _ = writeln!(s, "| native probe | 1 KB req/s | Envoy CPU µs/req | +µs vs plain | wasm probe +µs vs plain | RSS MB (− plain) |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for setup in running
+        .iter()
+        .filter(|r| matches!(r.spec.kind, SetupKind::NativeProbe(_)))
+    {
+        let Some(row) = rows.get(&setup.spec.name) else {
+            continue;
+        };
+        let mode = setup.spec.name.trim_start_matches("native ");
+        let cpu = row.cpu();
+        let wasm = rows.get(&format!("probe {mode}")).and_then(Row::cpu);
+        let rss = row.rss.map(|(r, _, _)| r);
+        let _ = writeln!(
+            s,
+            "| `{mode}` | {} | {} | {} | {} | {} ({}) |",
+            opt(row.rps(), 0),
+            opt(cpu, 1),
+            opt(cpu.zip(plain_cpu).map(|(c, p)| c - p), 1),
+            opt(wasm.zip(plain_cpu).map(|(w, p)| w - p), 1),
+            opt(rss, 1),
+            opt(rss.zip(plain_rss).map(|(r, p)| r - p), 1),
+        );
+    }
+    let _ = writeln!(s, "\nThe same two behaviours as the wasm probe's `empty` and `buffer`, compiled to a `.so` Envoy calls directly (integration/native-probe): no VM, no host-call ABI, no copy into a sandbox.");
+}
