@@ -193,9 +193,11 @@ impl Stream {
 }
 
 impl Drop for Stream {
-    /// Forgets the stream's state (its contexts leave their VMs, as after `on_delete`).
+    /// Ends the stream as Envoy ends every stream, finished or not (`on_log`, `on_done`,
+    /// `on_delete`, so a filter's per-request state is released), then forgets it.
     fn drop(&mut self) {
         if let Ok(mut host) = self.host.try_borrow_mut() {
+            host.finish_stream(self.id);
             host.forget_stream(self.id);
         }
     }
