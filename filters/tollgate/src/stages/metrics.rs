@@ -100,7 +100,8 @@ impl MetricsRoot {
         };
         match def.kind {
             Kind::Histogram => host::record_metric(id, value),
-            _ => host::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
+            Kind::Counter => host::count(id, i64::try_from(value).unwrap_or(i64::MAX)),
+            Kind::Gauge => host::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
         }
     }
 

@@ -28,7 +28,7 @@ struct Counters {
 
 fn add(id: Option<u32>) {
     if let Some(id) = id {
-        host::increment_metric(id, 1);
+        host::count(id, 1);
     }
 }
 
