@@ -6,8 +6,6 @@
 //! records it. Names and tags come from `tollgate_core::names::metric`, in the configured
 //! naming. [`log_record`] is the request's access-log fields.
 
-pub mod batch;
-
 /// The price table and cost functions (in core, shared with the budget stage).
 pub use tollgate_core::pricing;
 

@@ -4,11 +4,9 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
-use std::cell::RefCell;
 use std::time::{Duration, UNIX_EPOCH};
 use tollgate_core::facts::Headers;
 use tollgate_core::stage::{LocalReply, SharedStore, StoreError};
-use tollgate_metrics::batch::CounterBatch;
 
 /// Every request header in one host call (each single-header read is a crossing of its own).
 pub fn request_headers() -> Headers {
@@ -233,92 +231,6 @@ pub fn record_metric(id: u32, value: u64) {
     // SAFETY: plain integers.
     let _ = unsafe { proxy_record_metric(id, value) };
 }
-
-thread_local! {
-    /// This VM's batched counter increments (one VM per worker thread).
-    static COUNTERS: RefCell<CounterBatch> = const { RefCell::new(CounterBatch::new()) };
-}
-
-/// Adds `delta` to a counter; it reaches the host with the VM's batch (see
-/// `tollgate_metrics::batch`: when no request is left in flight, every `FLUSH_EVERY` finished
-/// requests, and on the tick). Gauges go straight through [`increment_metric`].
-pub fn count(id: u32, delta: i64) {
-    COUNTERS.with(|batch| {
-        if let Ok(mut batch) = batch.try_borrow_mut() {
-            batch.add(id, delta);
-        }
-    });
-}
-
-/// Hands every batched counter increment to the host now.
-pub fn flush_counters() {
-    let mut pending = Vec::new();
-    COUNTERS.with(|batch| {
-        if let Ok(mut batch) = batch.try_borrow_mut() {
-            batch.flush(|id, delta| pending.push((id, delta)));
-        }
-    });
-    for (id, delta) in pending {
-        increment_metric(id, delta);
-    }
-}
-
-/// A request in flight on this VM, for the counter batch: made with the request's context and
-/// ended in its `on_log` (or, for a stream that never logs, when the context is deleted), which
-/// flushes the batch when it is due.
-pub struct InFlight {
-    ended: bool,
-}
-
-impl InFlight {
-    /// Counts a request in.
-    pub fn enter() -> Self {
-        COUNTERS.with(|batch| {
-            if let Ok(mut batch) = batch.try_borrow_mut() {
-                batch.request_started();
-            }
-        });
-        Self { ended: false }
-    }
-
-    /// Counts the request out (once), flushing the batch when that is due.
-    pub fn end(&mut self) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
-        let due = COUNTERS.with(|batch| {
-            batch
-                .try_borrow_mut()
-                .is_ok_and(|mut batch| batch.request_finished())
-        });
-        if due {
-            flush_counters();
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-/// Asks for `on_tick` every `period` (the counter batch's bound); failures are ignored (the
-/// SDK's wrapper panics on any status but Ok).
-#[cfg(target_arch = "wasm32")]
-pub fn set_tick_period(period: Duration) {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_set_tick_period_milliseconds(period_ms: u32) -> u32;
-    }
-    let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-    // SAFETY: a plain integer.
-    let _ = unsafe { proxy_set_tick_period_milliseconds(ms) };
-}
-
-/// Native builds have no host.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn set_tick_period(_period: Duration) {}
 
 /// Native builds have no host: nothing is defined.
 #[cfg(not(target_arch = "wasm32"))]

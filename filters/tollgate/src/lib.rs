@@ -75,12 +75,7 @@ fn configure(root: &str, bytes: &[u8]) -> Result<Role, String> {
     }
 }
 
-impl Context for TollgateRoot {
-    fn on_done(&mut self) -> bool {
-        host::flush_counters(); // the plugin is going away: nothing counted is lost
-        true
-    }
-}
+impl Context for TollgateRoot {}
 
 impl RootContext for TollgateRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -88,12 +83,6 @@ impl RootContext for TollgateRoot {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match configure(&root, &bytes) {
             Ok(role) => {
-                if matches!(role, Role::Pipeline(_)) {
-                    // Bounds how late a batched counter increment reaches Envoy.
-                    host::set_tick_period(std::time::Duration::from_millis(
-                        tollgate_metrics::batch::TICK_MS,
-                    ));
-                }
                 self.role = Some(role);
                 true
             }
@@ -102,10 +91,6 @@ impl RootContext for TollgateRoot {
                 false
             }
         }
-    }
-
-    fn on_tick(&mut self) {
-        host::flush_counters();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -226,8 +226,6 @@ pub struct PipelineStream {
     /// The headers were paused to read the body: the body callbacks buffer it. Otherwise they
     /// let every chunk pass (Envoy calls them after a headers Continue too).
     reading_body: bool,
-    /// Counts this request in the VM's counter batch until it is logged.
-    in_flight: host::InFlight,
 }
 
 impl PipelineStream {
@@ -252,7 +250,6 @@ impl PipelineStream {
             response_ended: false,
             operation: Operation::PassThrough,
             reading_body: false,
-            in_flight: host::InFlight::enter(),
         }
     }
 
@@ -685,7 +682,5 @@ impl HttpContext for PipelineStream {
                 stage.on_done(facts, response);
             }
         }
-        // Every count of this request is in the batch: hand it over if it is due.
-        self.in_flight.end();
     }
 }

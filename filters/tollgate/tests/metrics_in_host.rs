@@ -264,62 +264,6 @@ fn the_access_log_names_the_verified_caller_with_metrics_alone() {
     assert_eq!(line["user"], "alice", "{line}");
 }
 
-/// What the requests counter of these tests' answers says (0 before its series exists).
-fn requests_counted(host: &Host) -> u64 {
-    let line = host.prometheus_lines().into_iter().find(|l| {
-        l.starts_with(
-            r#"agentgateway_llm_requests_total{provider="openai",model="gpt-4o-mini",status="200"} "#,
-        )
-    });
-    line.and_then(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-#[test]
-fn concurrent_requests_are_counted_when_the_last_ends_or_on_the_next_tick() {
-    let host = host(&AGENTGATEWAY, 10);
-    let usage = r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#;
-    // As `request`, without moving the clock (which would fire the tick).
-    let answered = |host: &Host| {
-        let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-        let mut s = host.stream();
-        s.send_request_headers(
-            &support::chat_request_headers(&body.len().to_string()),
-            false,
-        );
-        assert_eq!(
-            s.send_request_body(body.as_bytes(), true),
-            Outcome::Continue
-        );
-        s.send_response_headers(
-            &[
-                (":status", "200"),
-                ("content-type", "application/json"),
-                ("x-tollgate-provider", "cheap-cloud"),
-            ],
-            false,
-        );
-        s.send_response_body(json_answer("gpt-4o-mini", usage).as_bytes(), true);
-        s
-    };
-    let mut a = answered(&host);
-    let mut b = answered(&host);
-    a.finish();
-    // b is still in flight on this VM: a's counts wait in the VM's batch...
-    assert_eq!(requests_counted(&host), 0);
-    b.finish();
-    // ...and reach Envoy, summed, when the last request in flight ends.
-    assert_eq!(requests_counted(&host), 2);
-    // A VM that is never idle hands them over on its tick, at most a second late.
-    let mut long = host.stream();
-    long.send_request_headers(&support::chat_request_headers("2"), false);
-    let mut c = answered(&host);
-    c.finish();
-    assert_eq!(requests_counted(&host), 2);
-    host.advance_time(Duration::from_millis(tollgate_metrics::batch::TICK_MS));
-    assert_eq!(requests_counted(&host), 3);
-}
-
 #[test]
 fn requests_in_flight_are_a_gauge() {
     let host = host(&AGENTGATEWAY, 10);

@@ -175,8 +175,6 @@ fn a_hit_answers_locally_with_the_stored_answer() {
         Some("application/json")
     );
     assert!(stream.upstream().headers.is_none(), "nothing went upstream");
-    // Envoy ends the stream after the local reply: its counts reach the host then.
-    drop(stream);
     assert_eq!(counter(&host, "tollgate_semantic_cache_hits_total"), 1);
     assert_eq!(counter(&host, "tollgate_semantic_cache_lookups_total"), 1);
 }
@@ -237,13 +235,12 @@ fn a_failed_lookup_lets_the_request_go_on_and_is_counted() {
     host.fail_http_call(pending_call(&host, "/lookup").id)
         .unwrap();
     assert!(stream.upstream().headers.is_some(), "the request went on");
+    assert_eq!(counter(&host, "tollgate_semantic_cache_failures_total"), 1);
     answer_upstream(&mut stream);
     assert!(
         host.http_calls().is_empty(),
         "nothing is stored after a failed lookup"
     );
-    drop(stream); // a request's counts reach the host when it ends
-    assert_eq!(counter(&host, "tollgate_semantic_cache_failures_total"), 1);
 }
 
 #[test]
@@ -254,7 +251,6 @@ fn a_lookup_past_its_timeout_lets_the_request_go_on() {
     host.advance_time(Duration::from_millis(251));
     assert!(host.http_calls().is_empty());
     assert!(stream.upstream().headers.is_some(), "the request went on");
-    drop(stream); // a request's counts reach the host when it ends
     assert_eq!(counter(&host, "tollgate_semantic_cache_failures_total"), 1);
 }
 
@@ -300,7 +296,6 @@ fn requests_it_cannot_judge_and_no_cache_are_not_looked_up() {
     assert_eq!(outcome, Outcome::Continue);
     assert!(stream.upstream().headers.is_some());
     assert!(host.http_calls().is_empty());
-    drop(stream); // a request's counts reach the host when it ends
     assert_eq!(counter(&host, "tollgate_semantic_cache_bypasses_total"), 1);
 
     // Cache-Control: no-cache: no lookup, the fresh answer is stored.

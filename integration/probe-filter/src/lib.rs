@@ -33,10 +33,10 @@
 //! | phase | calls | the chain's |
 //! |---|---|---|
 //! | request headers | 1 clock, 1 header map, 2 get_property, 1 increment | start time; the whole map; the route name and the JWT `sub` (absent in the benchmark); the in-flight gauge |
-//! | request body (end) | 1 body read, 2 clock, 2 get_shared_data, 1 set_shared_data | the whole body; the cache and budget clocks; the cache slot (a miss) and the budget bucket, the bucket's reservation written with its CAS; miss and budget counters (3, batched) |
+//! | request body (end) | 1 body read, 2 clock, 2 get_shared_data, 1 set_shared_data, 3 increment | the whole body; the cache and budget clocks; the cache slot (a miss) and the budget bucket, the bucket's reservation written with its CAS; miss and budget counters |
 //! | response headers | 1 header map, 1 clock, 4 replace_header_map_value | the whole map; TTFB; `x-cache-status` and the three `x-ratelimit-*-tokens` |
-//! | response body (end; paused until then, JSON is read whole) | 1 body read, 1 clock, 1 get_shared_data, 2 set_shared_data, 1 record | the whole answer; the entry's time; the cache ledger read and written (CAS), the slot written with the CAS its lookup read; the stores counter (batched); the stored-bytes gauge |
-//! | on_log, on_delete | 2 clock, 1 get_shared_data, 1 set_shared_data, 1 increment, 2 record, 1 set_property; + 12 increments when the batch is flushed | the budget's settle (bucket read, written with its CAS) and its counters (batched); the duration; request, token and cost counters (batched), the in-flight gauge back down; the duration and TTFB histograms; the access-log tail (`wasm.tollgate_log`, 188 B); then the batch of 12 counters, when no other request is in flight (else every 64 requests or on the tick) |
+//! | response body (end; paused until then, JSON is read whole) | 1 body read, 1 clock, 1 get_shared_data, 2 set_shared_data, 1 increment, 1 record | the whole answer; the entry's time; the cache ledger read and written (CAS), the slot written with the CAS its lookup read; the stores counter; the stored-bytes gauge |
+//! | on_log | 2 clock, 1 get_shared_data, 1 set_shared_data, 9 increment, 2 record, 1 set_property | the budget's settle (bucket read, written with its CAS) and its counters; the duration; request, token and cost counters, the in-flight gauge back down; the duration and TTFB histograms; the access-log tail (`wasm.tollgate_log`, 188 B) |
 //!
 //! Sizes: a cache slot holds one stored answer (389 B for the benchmark's mock answer), the
 //! ledger 8 B, a budget bucket 55 B (each read from the chain's shared data in the host). The
@@ -55,10 +55,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 use std::cell::Cell;
-use std::cell::RefCell;
 use std::rc::Rc;
 use tollgate_core::names::{budget, header, host_property, metric};
-use tollgate_metrics::batch::CounterBatch;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ProbeRoot::default()) });
@@ -158,10 +156,6 @@ impl RootContext for ProbeRoot {
         match (Call::parse(name), times.parse()) {
             (Some(Call::Replay), Ok(1)) => match ReplayRoot::configure() {
                 Some(root) => {
-                    // The chain's tick, which bounds how late a batched count is.
-                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(
-                        tollgate_metrics::batch::TICK_MS,
-                    ));
                     self.call = Call::Replay;
                     self.times = 1;
                     self.replay = Some(Rc::new(root));
@@ -177,10 +171,6 @@ impl RootContext for ProbeRoot {
             }
             _ => false, // Envoy refuses the plugin: a typo never measures the wrong thing
         }
-    }
-
-    fn on_tick(&mut self) {
-        flush_counters();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -310,63 +300,23 @@ struct Replay {
     slot: String,
     /// The CAS the request-body lookup read from the slot.
     slot_cas: Option<u32>,
-    /// Counted out of the batch's requests in flight.
-    ended: bool,
 }
 
 impl Replay {
     fn new(root: &Rc<ReplayRoot>) -> Self {
         let slot = root.next_slot.get();
         root.next_slot.set((slot + 1) % SLOTS);
-        BATCH.with(|batch| batch.borrow_mut().request_started());
         Self {
             root: Rc::clone(root),
             slot: format!("{SLOT_PREFIX}{slot}"),
             slot_cas: None,
-            ended: false,
         }
     }
 
-    /// Counter increments go through the chain's batch (`tollgate_metrics::batch`): summed
-    /// in the VM, handed to Envoy when no request is left in flight, every 64 finished ones,
-    /// or on the tick.
     fn count(&self, counters: std::ops::Range<usize>) {
-        BATCH.with(|batch| {
-            let mut batch = batch.borrow_mut();
-            for &id in &self.root.counters[counters] {
-                batch.add(id, 1);
-            }
-        });
-    }
-}
-
-thread_local! {
-    static BATCH: RefCell<CounterBatch> = const { RefCell::new(CounterBatch::new()) };
-}
-
-fn flush_counters() {
-    BATCH.with(|batch| {
-        batch.borrow_mut().flush(|id, delta| {
-            let _ = hostcalls::increment_metric(id, delta);
-        });
-    });
-}
-
-impl Replay {
-    /// The request is over (as the chain's `InFlight::end`, once): flush when the batch is due.
-    fn end(&mut self) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
+        for &id in &self.root.counters[counters] {
+            let _ = hostcalls::increment_metric(id, 1);
         }
-        if BATCH.with(|batch| batch.borrow_mut().request_finished()) {
-            flush_counters();
-        }
-    }
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        self.end();
     }
 }
 
@@ -443,6 +393,5 @@ impl HttpContext for Replay {
             let _ = hostcalls::record_metric(id, 3);
         }
         let _ = hostcalls::set_property(vec![metric::LOG_PROPERTY], Some(LOG_TAIL));
-        self.end();
     }
 }

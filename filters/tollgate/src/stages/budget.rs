@@ -88,7 +88,7 @@ impl PolicyMetrics {
 fn add(id: Option<u32>, delta: u64) {
     if let (Some(id), Ok(delta)) = (id, i64::try_from(delta)) {
         if delta > 0 {
-            host::count(id, delta);
+            host::increment_metric(id, delta);
         }
     }
 }

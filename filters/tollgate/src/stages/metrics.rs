@@ -100,8 +100,7 @@ impl MetricsRoot {
         };
         match def.kind {
             Kind::Histogram => host::record_metric(id, value),
-            Kind::Counter => host::count(id, i64::try_from(value).unwrap_or(i64::MAX)),
-            Kind::Gauge => host::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
+            _ => host::increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
         }
     }
 

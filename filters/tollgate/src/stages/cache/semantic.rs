@@ -38,7 +38,7 @@ pub struct Counters {
 
 fn increment(id: Option<u32>) {
     if let Some(id) = id {
-        host::count(id, 1);
+        host::increment_metric(id, 1);
     }
 }
 

@@ -28,7 +28,7 @@ struct Counters {
 
 fn add(id: Option<u32>) {
     if let Some(id) = id {
-        host::count(id, 1);
+        host::increment_metric(id, 1);
     }
 }
 
