@@ -18,6 +18,9 @@
 //!   metrics stage's access log writes 11 names per request
 //! - `clock`: `proxy_get_current_time_nanoseconds`
 //! - `get_body`: the buffered 1 KB request body read (`proxy_get_buffer_bytes`), body phase
+//! - `increment`: a counter incremented (`proxy_increment_metric`)
+//! - `get_shared`: a 389 B shared-data value read (`proxy_get_shared_data`; a cache slot's size)
+//! - `set_shared`: that value written without CAS (`proxy_set_shared_data`)
 //! - `replay`: the host calls of one request through the benchmark chain (no `*n`), see below
 //!
 //! ## `replay`: the chain's host calls, without the chain
@@ -77,6 +80,9 @@ enum Call {
     SetProperties,
     Clock,
     GetBody,
+    Increment,
+    GetShared,
+    SetShared,
     Replay,
 }
 
@@ -94,13 +100,26 @@ impl Call {
             "set_properties" => Call::SetProperties,
             "clock" => Call::Clock,
             "get_body" => Call::GetBody,
+            "increment" => Call::Increment,
+            "get_shared" => Call::GetShared,
+            "set_shared" => Call::SetShared,
             "replay" => Call::Replay,
             _ => return None,
         })
     }
 
-    fn in_headers_phase(self, i: u32) {
+    fn in_headers_phase(self, i: u32, counter: u32) {
         match self {
+            Call::Increment => {
+                let _ = hostcalls::increment_metric(counter, 1);
+            }
+            Call::GetShared => {
+                let _ = hostcalls::get_shared_data(PROBE_SHARED_KEY);
+            }
+            Call::SetShared => {
+                let _ =
+                    hostcalls::set_shared_data(PROBE_SHARED_KEY, Some(&[b'p'; SLOT_BYTES]), None);
+            }
             Call::GetHeader => {
                 let _ = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path");
             }
@@ -139,6 +158,8 @@ impl Call {
 struct ProbeRoot {
     call: Call,
     times: u32,
+    /// The counter `increment` adds to.
+    counter: u32,
     /// `replay`'s metric ids and slot counter.
     replay: Option<Rc<ReplayRoot>>,
 }
@@ -167,6 +188,19 @@ impl RootContext for ProbeRoot {
             (Some(call), Ok(times)) => {
                 self.call = call;
                 self.times = times;
+                if call == Call::Increment {
+                    match hostcalls::define_metric(MetricType::Counter, "probe_increments_total") {
+                        Ok(id) => self.counter = id,
+                        Err(_) => return false,
+                    }
+                }
+                if call == Call::GetShared {
+                    // A value the size of the benchmark's cache slot, to read back.
+                    let slot = [b'p'; SLOT_BYTES];
+                    if hostcalls::set_shared_data(PROBE_SHARED_KEY, Some(&slot), None).is_err() {
+                        return false;
+                    }
+                }
                 true
             }
             _ => false, // Envoy refuses the plugin: a typo never measures the wrong thing
@@ -180,6 +214,7 @@ impl RootContext for ProbeRoot {
         Some(Box::new(Probe {
             call: self.call,
             times: self.times,
+            counter: self.counter,
         }))
     }
 
@@ -191,6 +226,7 @@ impl RootContext for ProbeRoot {
 struct Probe {
     call: Call,
     times: u32,
+    counter: u32,
 }
 
 impl Context for Probe {}
@@ -201,7 +237,7 @@ impl HttpContext for Probe {
             return Action::Continue;
         }
         for i in 0..self.times {
-            self.call.in_headers_phase(i);
+            self.call.in_headers_phase(i, self.counter);
         }
         if end_of_stream {
             Action::Continue
@@ -225,6 +261,9 @@ impl HttpContext for Probe {
         Action::Continue
     }
 }
+
+/// The shared-data key `get_shared` and `set_shared` use (a cache slot's size).
+const PROBE_SHARED_KEY: &str = "probe.shared";
 
 /// Cache slots of the replay (the chain's 16 MiB store has 1024).
 const SLOTS: u32 = 1024;

@@ -57,7 +57,7 @@ struct Knobs {
 
 /// `BENCH_PROBES=default`: the floor of a wasm filter and the price of each call the pipeline
 /// makes (integration/probe-filter says what each does).
-const DEFAULT_PROBES: &str = "empty,buffer,get_header*100,get_headers*100,get_property*100,clock*100,get_body*100,set_header,set_header*100,remove_header,set_property*100,set_properties*11,set_properties*100,replay";
+const DEFAULT_PROBES: &str = "empty,buffer,get_header*100,get_headers*100,get_property*100,clock*100,get_body*100,set_header,set_header*100,remove_header,set_property*100,set_properties*11,set_properties*100,increment*100,get_shared*100,set_shared*100,replay";
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
     match std::env::var(name) {
