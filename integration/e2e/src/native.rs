@@ -86,8 +86,12 @@ pub fn module_dir(dir: &Path) -> Result<PathBuf, NativeProbeError> {
 /// The filter's name in `http_filters`.
 pub const FILTER_NAME: &str = "tollgate.native_probe";
 
-/// The native probe's `typed_config` in `mode` (`empty`, `buffer`); Envoy rejects the config
-/// for any other mode.
+/// A counter the native probe's `replay` defines, incremented once per finished request (the
+/// probe's `tollgate_native_probe::REQUESTS_COUNTER`), as it appears in Envoy's stats.
+pub const REPLAY_REQUESTS_COUNTER: &str = "probe_replay_4_total";
+
+/// The native probe's `typed_config` in `mode` (`empty`, `buffer`, `replay`); Envoy rejects the
+/// config for any other mode.
 pub fn typed_config(mode: &str) -> Value {
     json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
