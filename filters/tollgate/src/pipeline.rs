@@ -221,6 +221,8 @@ pub struct PipelineStream {
     rewrite: Option<Rewrite>,
     observer: Option<ResponseObserver>,
     response_ended: bool,
+    /// The response body Envoy holds for us (all of it while we pause), or the last chunk.
+    response_body_size: usize,
     /// What the route stage made of the request.
     operation: Operation,
     /// The headers were paused to read the body: the body callbacks buffer it. Otherwise they
@@ -248,6 +250,7 @@ impl PipelineStream {
             rewrite: None,
             observer: None,
             response_ended: false,
+            response_body_size: 0,
             operation: Operation::PassThrough,
             reading_body: false,
         }
@@ -620,7 +623,23 @@ impl HttpContext for PipelineStream {
         Action::Continue
     }
 
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.response_ended {
+            return Action::Continue;
+        }
+        // The answer ended with trailers: its body callbacks never saw the end. A JSON answer
+        // (or one being rewritten) is still buffered whole: read it now; a stream's chunks
+        // were all seen, so nothing new is read and its end is observed.
+        let buffered = match self.observer.as_ref().map(|o| o.kind()) {
+            _ if self.rewrite.is_some() => self.response_body_size,
+            Some(BodyKind::Json) => self.response_body_size,
+            _ => 0,
+        };
+        self.on_http_response_body(buffered, true)
+    }
+
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.response_body_size = body_size;
         if let Some(rewrite) = &self.rewrite {
             if !end_of_stream {
                 return Action::Pause;

@@ -641,3 +641,52 @@ fn destructive_tools_count_as_soon_as_the_list_event_arrives_before_its_stream_e
     list.send_response_body(b"", true);
     list.finish();
 }
+
+/// Answers an open request with `frames`, the last body chunk without end of stream, then
+/// trailers (as an HTTP/2 or gRPC-style upstream may end it), and finishes it.
+fn answer_with_trailers(mut open: Open, content_type: &str, frames: &[String]) -> Seen {
+    open.stream
+        .send_response_headers(&[(":status", "200"), ("content-type", content_type)], false);
+    for frame in frames {
+        open.stream.send_response_body(frame.as_bytes(), false);
+    }
+    open.stream
+        .send_response_trailers(&[("x-upstream-done", "1")]);
+    let down = open.stream.downstream();
+    open.stream.finish();
+    let headers = down.headers.unwrap();
+    Seen {
+        cache_status: headers.get("x-cache-status"),
+        upstream: true,
+        body: down.body,
+        age: headers.get("age"),
+    }
+}
+
+#[test]
+fn a_json_answer_that_ends_in_trailers_reaches_the_client_whole_and_is_stored() {
+    let host = host();
+    let first = answer_with_trailers(
+        open(&host, 0, "Bearer alice", &chat("hi"), &[]),
+        "application/json",
+        &[answer("Hello!")],
+    );
+    assert_eq!(first.body, answer("Hello!").as_bytes());
+    assert_eq!(metric(&host, "tollgate_cache_stores_total"), 1);
+    let second = send(&host, 0, "Bearer alice", &chat("hi"), &[]);
+    assert_eq!(second.cache_status.as_deref(), Some("HIT"));
+    assert!(!second.upstream);
+}
+
+#[test]
+fn a_stream_that_ends_in_trailers_is_stored_once_complete() {
+    let host = host();
+    let frames = stream_frames(true);
+    let first = answer_with_trailers(
+        open(&host, 0, "Bearer alice", &stream_chat("hi"), &[]),
+        "text/event-stream",
+        &frames,
+    );
+    assert_eq!(first.body, frames.concat().as_bytes());
+    assert_eq!(metric(&host, "tollgate_cache_stores_total"), 1);
+}

@@ -265,6 +265,45 @@ fn the_access_log_names_the_verified_caller_with_metrics_alone() {
 }
 
 #[test]
+fn a_json_answer_that_ends_in_trailers_is_counted_with_its_tokens() {
+    let host = host(&AGENTGATEWAY, 10);
+    let usage = r#"{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}"#;
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut s = host.stream();
+    s.send_request_headers(
+        &support::chat_request_headers(&body.len().to_string()),
+        false,
+    );
+    assert_eq!(
+        s.send_request_body(body.as_bytes(), true),
+        Outcome::Continue
+    );
+    s.send_response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("x-tollgate-provider", "cheap-cloud"),
+        ],
+        false,
+    );
+    // The last chunk does not end the stream: trailers do (an HTTP/2 upstream may).
+    s.send_response_body(json_answer("gpt-4o-mini", usage).as_bytes(), false);
+    s.send_response_trailers(&[("x-upstream-done", "1")]);
+    assert_eq!(
+        s.downstream().body,
+        json_answer("gpt-4o-mini", usage).as_bytes()
+    );
+    s.finish();
+    let lines = host.prometheus_lines();
+    for want in [
+        r#"agentgateway_llm_tokens_total{direction="input",provider="openai",model="gpt-4o-mini"} 12"#,
+        r#"agentgateway_llm_tokens_total{direction="output",provider="openai",model="gpt-4o-mini"} 5"#,
+    ] {
+        assert!(lines.contains(&want.to_string()), "{want}\n{lines:#?}");
+    }
+}
+
+#[test]
 fn requests_in_flight_are_a_gauge() {
     let host = host(&AGENTGATEWAY, 10);
     let usage = r#"{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}"#;
