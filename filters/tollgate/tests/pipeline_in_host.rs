@@ -454,18 +454,7 @@ fn a_request_of_the_benchmark_chain_makes_the_documented_host_calls() {
     send(1);
     let calls = host.hostcalls();
     let count = |name: &str| calls.get(name).copied().unwrap_or(0);
-    for (name, expected) in [
-        ("proxy_set_property", 1),
-        ("proxy_get_property", 2),
-        ("proxy_get_shared_data", 4),
-        ("proxy_set_shared_data", 4),
-        ("proxy_get_header_map_pairs", 2),
-        ("proxy_get_buffer_bytes", 2),
-        ("proxy_replace_header_map_value", 4),
-        ("proxy_increment_metric", 14),
-        ("proxy_record_metric", 3),
-        ("proxy_get_current_time_nanoseconds", 7),
-    ] {
+    for (name, expected) in tollgate_e2e::bench_config::CHAIN_HOST_CALLS {
         assert_eq!(count(name), expected, "{name}: {calls:?}");
     }
     assert_eq!(calls.values().sum::<u64>(), 43, "{calls:?}");

@@ -18,6 +18,23 @@ pub const GATEWAY_INPUT: &str = "scripts/bench/gateway.yaml";
 /// The route name Envoy gives the benchmark's one route (`xds.route_name`).
 pub const ROUTE_NAME: &str = "bench-route/0/0";
 
+/// The host calls one request of the benchmark chain makes (a cache miss that stores into an
+/// empty slot), by name: held against tollgate.wasm by `pipeline_in_host.rs` and against the
+/// probe filter's `replay` by `probe_replay.rs`, so the benchmark's `replay` row prices what the
+/// chain does. 43 in all.
+pub const CHAIN_HOST_CALLS: [(&str, u64); 10] = [
+    ("proxy_set_property", 1),
+    ("proxy_get_property", 2),
+    ("proxy_get_shared_data", 4),
+    ("proxy_set_shared_data", 4),
+    ("proxy_get_header_map_pairs", 2),
+    ("proxy_get_buffer_bytes", 2),
+    ("proxy_replace_header_map_value", 4),
+    ("proxy_increment_metric", 14),
+    ("proxy_record_metric", 3),
+    ("proxy_get_current_time_nanoseconds", 7),
+];
+
 /// Renders the benchmark input in one form on the given ports: (envoy.yaml as JSON, Envoy's
 /// environment from secrets.env).
 pub fn generate(

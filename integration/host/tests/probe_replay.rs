@@ -9,20 +9,8 @@ use tollgate_host::{Host, Outcome, Value};
 /// The benchmark's mock answer (integration/e2e/src/bin/bench.rs `MOCK_JSON`).
 const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Benchmarks measure what they measure."},"finish_reason":"stop"}],"usage":{"prompt_tokens":240,"completion_tokens":9,"total_tokens":249}}"#;
 
-/// The chain's calls per request, as `a_request_of_the_benchmark_chain_makes_the_documented_host_calls`
-/// (filters/tollgate/tests/pipeline_in_host.rs) holds them.
-const CHAIN_CALLS: [(&str, u64); 10] = [
-    ("proxy_set_property", 1),
-    ("proxy_get_property", 2),
-    ("proxy_get_shared_data", 4),
-    ("proxy_set_shared_data", 4),
-    ("proxy_get_header_map_pairs", 2),
-    ("proxy_get_buffer_bytes", 2),
-    ("proxy_replace_header_map_value", 4),
-    ("proxy_increment_metric", 14),
-    ("proxy_record_metric", 3),
-    ("proxy_get_current_time_nanoseconds", 7),
-];
+/// The chain's calls per request (held against tollgate.wasm by `pipeline_in_host.rs`).
+use tollgate_e2e::bench_config::CHAIN_HOST_CALLS as CHAIN_CALLS;
 
 type Calls = BTreeMap<&'static str, u64>;
 
