@@ -690,3 +690,24 @@ fn a_stream_that_ends_in_trailers_is_stored_once_complete() {
     assert_eq!(first.body, frames.concat().as_bytes());
     assert_eq!(metric(&host, "tollgate_cache_stores_total"), 1);
 }
+
+#[test]
+fn a_tool_call_miss_reads_its_slot_once_and_a_hit_is_served_from_that_read() {
+    let host = host_with(MCP_CONFIG, 1);
+    let result = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"pod-a"}],"isError":false}}"#;
+    host.reset_hostcalls();
+    let miss = mcp(&host, &tool_call("1", "list-pods"), result, false);
+    assert_eq!(
+        (miss.cache_status.as_deref(), miss.upstream),
+        (Some("MISS"), true)
+    );
+    // Reads: the server's destructive tools, the slot (the store reuses what it saw), the
+    // ledger; writes: the ledger, the slot.
+    assert_eq!(shared_data_calls(&host), (3, 2));
+    let hit = mcp(&host, &tool_call("2", "list-pods"), result, false);
+    assert_eq!(
+        (hit.cache_status.as_deref(), hit.upstream),
+        (Some("HIT"), false)
+    );
+    assert_eq!(shared_data_calls(&host), (2, 0));
+}

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use tollgate_cache::key::CacheKey;
 use tollgate_cache::status;
+use tollgate_cache::store::SlotSeen;
 use tollgate_cache::tools::{self, ToolCache, ToolPlan};
 use tollgate_core::config::CacheConfig;
 use tollgate_core::facts::{Answerer, Headers, RequestFacts, ResponseFacts};
@@ -75,6 +76,8 @@ enum Pending {
         key: CacheKey,
         id: String,
         ttl_ms: u64,
+        /// What the lookup saw in the key's slot: the store replaces it without a read.
+        seen: Option<SlotSeen>,
     },
     /// A `tools/list`: its destructive tools are remembered.
     List,
@@ -153,14 +156,20 @@ impl ToolRequest {
             }
             ToolPlan::Cached { key, id, ttl_ms } => {
                 let now = host::now_ms();
-                if let Some(entry) = cache.store.lookup(&ProxyStore, &key, now) {
+                let found = cache.store.lookup_slot(&ProxyStore, &key, now);
+                if let Some(entry) = found.entry {
                     self.status = Some(status::HIT);
                     add(self.counters.hits);
                     return Step::Respond(tools::hit_reply(&entry, now, &id));
                 }
                 self.status = Some(status::MISS);
                 add(self.counters.misses);
-                self.pending = Pending::Result { key, id, ttl_ms };
+                self.pending = Pending::Result {
+                    key,
+                    id,
+                    ttl_ms,
+                    seen: found.seen,
+                };
             }
         }
         Step::Continue
@@ -232,13 +241,22 @@ impl ToolRequest {
     fn store_result(&mut self, message: Vec<u8>) {
         let pending = std::mem::replace(&mut self.pending, Pending::Nothing);
         self.body = Vec::new();
-        let (Some(cache), Pending::Result { key, ttl_ms, .. }) = (self.cache.clone(), pending)
+        let (
+            Some(cache),
+            Pending::Result {
+                key, ttl_ms, seen, ..
+            },
+        ) = (self.cache.clone(), pending)
         else {
             return;
         };
         let now = host::now_ms();
         let entry = tools::entry(key, now, ttl_ms, message);
-        if cache.store.store(&ProxyStore, &entry, now).stored {
+        if cache
+            .store
+            .store_seen(&ProxyStore, &entry, now, seen)
+            .stored
+        {
             add(self.counters.stores);
         }
     }
@@ -258,11 +276,21 @@ impl ToolRequest {
         let body = std::mem::take(&mut self.body);
         match pending {
             Pending::Nothing => {}
-            Pending::Result { key, id, ttl_ms } => {
+            Pending::Result {
+                key,
+                id,
+                ttl_ms,
+                seen,
+            } => {
                 if let Some(message) =
                     tools::storable_result(status, &self.content_type, &body, &id)
                 {
-                    self.pending = Pending::Result { key, id, ttl_ms };
+                    self.pending = Pending::Result {
+                        key,
+                        id,
+                        ttl_ms,
+                        seen,
+                    };
                     self.store_result(message);
                 }
             }
