@@ -118,6 +118,11 @@ fn answer_with(mut open: Open, content_type: &str, frames: &[String], end: bool)
         open.stream
             .send_response_body(frame.as_bytes(), end && i + 1 == frames.len());
     }
+    finished(open)
+}
+
+/// What the client got from an answered request, which is then finished.
+fn finished(mut open: Open) -> Seen {
     let down = open.stream.downstream();
     open.stream.finish();
     let headers = down.headers.unwrap();
@@ -652,15 +657,7 @@ fn answer_with_trailers(mut open: Open, content_type: &str, frames: &[String]) -
     }
     open.stream
         .send_response_trailers(&[("x-upstream-done", "1")]);
-    let down = open.stream.downstream();
-    open.stream.finish();
-    let headers = down.headers.unwrap();
-    Seen {
-        cache_status: headers.get("x-cache-status"),
-        upstream: true,
-        body: down.body,
-        age: headers.get("age"),
-    }
+    finished(open)
 }
 
 #[test]
