@@ -160,8 +160,31 @@ fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
-/// A loopback port that was free a moment ago (the OS picks it; races are rare enough for tests).
+/// A loopback port that is free now, for a listener started a moment later (Envoy's, Redis's).
+///
+/// Not one the OS picks (`bind(0)`): that comes from the ephemeral range (Linux: 32768-60999),
+/// where between our check and Envoy's bind any outgoing connection of the tests running in
+/// parallel may take it as its source port ("Address already in use"), and where another test
+/// may be handed the same port again; Envoy binds its listeners with SO_REUSEPORT, so two
+/// gateways on one port would share its connections (a test then sees another's 503). So the
+/// ports come from a block below that range chosen by the process id, in sequence, each checked
+/// free: unique within this test process, apart from other processes' blocks.
 pub fn free_port() -> u16 {
+    const BASE: u32 = 20_000;
+    const BLOCK: u32 = 1_000;
+    const BLOCKS: u32 = 12; // 20000-31999: below the ephemeral range
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = BASE + (std::process::id() % BLOCKS) * BLOCK;
+    for _ in 0..BLOCK {
+        let offset = (NEXT.fetch_add(1, Ordering::SeqCst) as u32) % BLOCK;
+        let Ok(port) = u16::try_from(start + offset) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    // Every port of the block is taken: let the OS pick one.
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
