@@ -25,18 +25,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Cache slots (the chain's 16 MiB store has 1024); each request takes the next.
-const SLOTS: u32 = 1024;
-const SLOT_PREFIX: &str = "tollgate.cache/bench-route/response/slot/";
-const LEDGER_KEY: &str = "tollgate.cache/bench-route/response/bytes";
-const BUCKET_KEY: &str = "tollgate.budget.3895";
-const SLOT_BYTES: usize = 389;
-const BUCKET_BYTES: usize = 55;
+/// The chain's keys, value sizes and log tail, one definition for both replay probes.
+#[path = "../../probe-filter/src/chain_shape.rs"]
+mod chain_shape;
+use chain_shape::{BUCKET_BYTES, BUCKET_KEY, LEDGER_KEY, LOG_TAIL, SLOTS, SLOT_BYTES, SLOT_PREFIX};
+
 /// Bytes the ledger says are stored (its 8 B value).
 const STORED_BYTES: u64 = SLOTS as u64 * SLOT_BYTES as u64;
 
-/// The metrics stage's access-log tail in the benchmark (188 B), and where it goes.
-const LOG_TAIL: &[u8] = br#","provider":"","model":"gpt-4o-mini","user":"","input_tokens":240,"output_tokens":9,"cached_input_tokens":0,"cost_micro_usd":0,"cache":"-","budget":"-","answered_by":"upstream","ttfb_ms":0"#;
+/// Where the access-log tail goes.
 const LOG_KEY: &str = "tollgate_log";
 
 const JWT_NAMESPACE: &str = "envoy.filters.http.jwt_authn";

@@ -54,6 +54,9 @@
 //! not guard against statuses the SDK does not expect (it would panic): it only runs in the
 //! benchmark, where every call here answers Ok.
 
+mod chain_shape;
+
+use chain_shape::{BUCKET_BYTES, BUCKET_KEY, LEDGER_KEY, LOG_TAIL, SLOTS, SLOT_BYTES, SLOT_PREFIX};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
@@ -264,22 +267,6 @@ impl HttpContext for Probe {
 
 /// The shared-data key `get_shared` and `set_shared` use (a cache slot's size).
 const PROBE_SHARED_KEY: &str = "probe.shared";
-
-/// Cache slots of the replay (the chain's 16 MiB store has 1024).
-const SLOTS: u32 = 1024;
-
-/// The shared-data keys, spelled as the chain's stores spell them (tollgate's cache stage
-/// namespace, tollgate-budget's `KEY_PREFIX`).
-const SLOT_PREFIX: &str = "tollgate.cache/bench-route/response/slot/";
-const LEDGER_KEY: &str = "tollgate.cache/bench-route/response/bytes";
-const BUCKET_KEY: &str = "tollgate.budget.3895";
-
-/// Value sizes of the chain's shared data in the benchmark.
-const SLOT_BYTES: usize = 389;
-const BUCKET_BYTES: usize = 55;
-
-/// The access-log tail the metrics stage publishes in the benchmark (188 B), as the host saw it.
-const LOG_TAIL: &[u8] = br#","provider":"","model":"gpt-4o-mini","user":"","input_tokens":240,"output_tokens":9,"cached_input_tokens":0,"cost_micro_usd":0,"cache":"-","budget":"-","answered_by":"upstream","ttfb_ms":0"#;
 
 /// What `replay` defines once per VM.
 struct ReplayRoot {
